@@ -1,0 +1,91 @@
+# Teal: one meaning per target. `make run` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON    ?= python3
+VENV      := .venv
+BIN       := $(VENV)/bin
+UV_VERSION := 0.13.9
+CUSTOMERS ?= 5000
+SEED      ?= 42
+
+# One variable names the warehouse for dbt (profiles.yml) and Dagster (DuckDB resource) alike.
+export TEAL_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
+export DAGSTER_HOME   ?= $(CURDIR)/.dagster_home
+# Telemetry off, for every tool, inside the project.
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export GX_ANALYTICS_ENABLED := false
+export DBT_PROFILES_DIR := $(CURDIR)/dbt_project
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help run test dev docs data bench lint fmt lock contracts quarantine clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.run-installed: requirements/lock.txt pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/lock.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@rm -f $(VENV)/.dev-installed
+	@touch $@
+
+$(VENV)/.dev-installed: requirements/dev-lock.txt pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/dev-lock.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@ $(VENV)/.run-installed
+
+$(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp orchestration/dagster.yaml $@
+
+dbt_project/target/manifest.json: $(VENV)/.run-installed $(shell find dbt_project/models dbt_project/macros dbt_project/seeds dbt_project/tests -type f 2>/dev/null) dbt_project/dbt_project.yml
+	cd dbt_project && ../$(BIN)/dbt parse --quiet
+
+data: $(VENV)/.run-installed ## make the sample data if data/landing/ is empty (CUSTOMERS=5000 SEED=42)
+	@if [ -z "$$(find data/landing -mindepth 2 -type f -print -quit 2>/dev/null)" ]; then \
+		$(BIN)/python -m ml.synthetic --customers $(CUSTOMERS) --seed $(SEED) --out data/landing --truth data/ground_truth; \
+	else echo "data/landing/ already holds files: keeping them (delete them to regenerate)"; fi
+
+run: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json data ## install, make sample data if absent, run the whole pipeline once, print a summary
+	$(BIN)/dagster job execute -m orchestration.definitions -j refresh_all
+	$(BIN)/python -m orchestration.summary
+
+test: $(VENV)/.dev-installed $(DAGSTER_HOME)/dagster.yaml ## install dev dependencies and run every test (dbt build on sample data included)
+	$(BIN)/ruff check orchestration ml expectations tests
+	$(BIN)/python -m pytest -q tests
+
+dev: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json ## start the Dagster UI on http://localhost:3000
+	$(BIN)/dagster dev -m orchestration.definitions
+
+docs: $(VENV)/.run-installed ## build dbt docs (dbt_project/target/index.html) and GX Data Docs
+	cd dbt_project && ../$(BIN)/dbt docs generate
+	$(BIN)/python -m expectations.docs
+
+bench: $(VENV)/.run-installed ## time and peak memory per stage at CUSTOMERS=N (default 5000)
+	$(BIN)/python -m orchestration.bench --customers $(CUSTOMERS) --seed $(SEED)
+
+quarantine: $(VENV)/.run-installed ## list the rows and files landing refused, with reasons (FEED=orders to filter)
+	$(BIN)/python -m orchestration.quarantine $(if $(FEED),--feed $(FEED))
+
+contracts: $(VENV)/.run-installed ## regenerate the dbt sources and README section from orchestration/landing/feeds.yml
+	$(BIN)/python -m orchestration.landing.contracts sync
+
+lint: $(VENV)/.dev-installed ## ruff and sqlfluff
+	$(BIN)/ruff check orchestration ml expectations tests
+	$(BIN)/ruff format --check orchestration ml expectations tests
+	cd dbt_project && ../$(BIN)/sqlfluff lint models
+
+fmt: $(VENV)/.dev-installed ## format Python and SQL
+	$(BIN)/ruff format orchestration ml expectations tests
+	cd dbt_project && ../$(BIN)/sqlfluff fix models
+
+lock: | $(BIN)/uv ## re-pin every dependency after editing requirements/*.in
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements/base.in -o requirements/lock.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements/dev.in --constraint requirements/lock.txt -o requirements/dev-lock.txt
+
+clean: ## remove the warehouse, reports and Dagster state (keeps landing files)
+	rm -rf data/warehouse.duckdb data/warehouse.duckdb.wal data/reports $(DAGSTER_HOME) dbt_project/target expectations/gx/uncommitted

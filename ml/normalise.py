@@ -1,0 +1,142 @@
+"""Normalisers for the identifiers and attributes customers type in many ways.
+
+Each function takes one raw value and returns its normal form, or raises `InvalidValue`
+with a sentence a person can act on. `normalise_unique` applies one to a whole column
+by computing each distinct value once, which keeps millions of rows cheap.
+
+Used by the loader (validation and normalisation on landing) and by identity matching.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+CRM_ID = re.compile(r"^C[0-9]{7}$")
+LOYALTY_ID = re.compile(r"^L[0-9]{8}$")
+
+
+class InvalidValue(ValueError):
+    """A value that cannot be normalised; the message says why, without naming the column."""
+
+
+def normalise_email(value: str) -> str:
+    """Trim and lower-case an email address after checking its syntax (no DNS lookup).
+
+    >>> normalise_email("  John.Smith@Example.ORG ")
+    'john.smith@example.org'
+    """
+    candidate = value.strip()
+    if not candidate:
+        raise InvalidValue("is empty")
+    try:
+        checked = validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidValue(f"is not a valid email address ({exc})") from None
+    return checked.normalized.lower()
+
+
+def normalise_phone(value: str, region: str | None = None) -> str:
+    """Parse a phone number written any common way into E.164.
+
+    `region` (ISO country code) says how to read numbers written without a country code.
+    Notations such as `(0)20 7946 0018`, `+44 (0)20 7946 0018` and `020-7946-0018` all give
+    `+442079460018` for GB.
+    """
+    candidate = value.strip()
+    if not candidate:
+        raise InvalidValue("is empty")
+    # "(0)" marks the trunk prefix that is dropped after a country code: "+44 (0)20" or "(0)20".
+    candidate = candidate.replace("(0)", "0" if not candidate.startswith("+") else "")
+    if candidate.startswith("00"):
+        candidate = "+" + candidate[2:]
+    try:
+        number = phonenumbers.parse(candidate, (region or "").upper() or None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidValue(f"is not a phone number ({exc._msg})") from None
+    if not phonenumbers.is_valid_number(number):
+        where = f" in {region}" if region and not candidate.startswith("+") else ""
+        raise InvalidValue(f"is not a valid phone number{where}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def classify_reference(value: str) -> tuple[str, str]:
+    """Tell what a customer reference is and normalise it: (normal form, kind).
+
+    Kinds: `email`, `crm_id`, `loyalty_id`.
+    """
+    candidate = value.strip()
+    if "@" in candidate:
+        return normalise_email(candidate), "email"
+    upper = candidate.upper()
+    if CRM_ID.match(upper):
+        return upper, "crm_id"
+    if LOYALTY_ID.match(upper):
+        return upper, "loyalty_id"
+    raise InvalidValue("is not an email, a crm id (C + 7 digits) or a loyalty id (L + 8 digits)")
+
+
+def clean_name(value: str) -> str:
+    """A person's name for display: Unicode NFC, single spaces, no surrounding blanks.
+
+    >>> clean_name("  mary   ann ")
+    'mary ann'
+    """
+    return " ".join(unicodedata.normalize("NFC", value).split())
+
+
+def name_key(value: str) -> str:
+    """A name for comparison: accents removed, case folded, only letters and single spaces.
+
+    >>> name_key("  Zoë  O'Brien-Smith ")
+    'zoe obrien smith'
+    """
+    decomposed = unicodedata.normalize("NFKD", value)
+    letters = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    letters = letters.casefold().replace("'", "").replace("’", "")
+    return " ".join(re.sub(r"[^a-z ]+", " ", letters).split())
+
+
+DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%Y%m%d", "%d %b %Y", "%d %B %Y")
+
+
+def parse_date(value: str, formats: Iterable[str] = DATE_FORMATS) -> date:
+    """Read a calendar date from the first format that fits; day-first, never month-first.
+
+    >>> parse_date("02/03/1984")
+    datetime.date(1984, 3, 2)
+    """
+    candidate = value.strip()
+    for fmt in formats:
+        try:
+            return datetime.strptime(candidate, fmt).date()
+        except ValueError:
+            continue
+    raise InvalidValue("is not a date (expected YYYY-MM-DD)")
+
+
+def normalise_unique(
+    values: Iterable[str | None], function: Callable[[str], object]
+) -> tuple[list[object | None], list[str | None]]:
+    """Apply `function` to every distinct non-empty value once.
+
+    Returns two lists aligned with `values`: the normal forms (None where empty or invalid)
+    and the error messages (None where fine or empty).
+    """
+    values = list(values)
+    results: dict[str, tuple[object | None, str | None]] = {}
+    for value in set(values):
+        if value is None or not str(value).strip():
+            continue
+        try:
+            results[value] = (function(value), None)
+        except InvalidValue as exc:
+            results[value] = (None, str(exc))
+    normal = [results.get(v, (None, None))[0] for v in values]
+    errors = [results.get(v, (None, None))[1] for v in values]
+    return normal, errors

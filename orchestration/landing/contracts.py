@@ -1,0 +1,350 @@
+"""Feed contracts: load `feeds.yml` into typed objects, and render the docs that derive from it.
+
+This module has no Dagster import so that the Great Expectations code and tests can use it.
+
+    python -m orchestration.landing.contracts sync    # rewrite dbt sources and the README section
+    python -m orchestration.landing.contracts check   # exit 1 if either is out of date
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+CONTRACTS_FILE = Path(__file__).with_name("feeds.yml")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+TYPES = {"string", "integer", "decimal", "date", "timestamp", "json"}
+FORMATS = {"email", "phone", "reference"}
+FILE_FORMATS = {"csv", "jsonl", "parquet", "merchant_xml"}
+LINEAGE_COLUMNS = ("_source_file", "_row_number", "_load_id", "_loaded_at")
+
+
+class ContractError(ValueError):
+    """feeds.yml itself is wrong: the message names the feed and the field."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+    required: bool = False
+    allowed: tuple[str, ...] | None = None
+    min: str | float | None = None
+    max: str | float | None = None
+    pattern: str | None = None
+    format: str | None = None
+    region_from: str | None = None
+    pii: bool = False
+    source: str | None = None  # XML element for merchant_xml feeds
+    part: str | None = None  # amount | currency, for "19.99 GBP" values
+
+    @property
+    def derived(self) -> tuple[str, ...]:
+        """Names of the columns the loader adds when it normalises this one."""
+        if self.format == "email":
+            return (f"{self.name}_normalised",)
+        if self.format == "phone":
+            return (f"{self.name}_e164",)
+        if self.format == "reference":
+            return (f"{self.name}_normalised", f"{self.name}_type")
+        return ()
+
+    def rules_text(self) -> str:
+        """The column's rules in words, for the docs."""
+        rules = []
+        if self.required:
+            rules.append("required")
+        if self.allowed:
+            rules.append("one of " + ", ".join(f"`{v}`" for v in self.allowed))
+        if self.min is not None:
+            rules.append(f"≥ {self.min}")
+        if self.max is not None:
+            rules.append(f"≤ {self.max}")
+        if self.pattern:
+            rules.append(f"matches `{self.pattern}`")
+        if self.format == "phone":
+            rules.append(f"a phone number valid in the row's `{self.region_from}`")
+        elif self.format == "email":
+            rules.append("a valid email address")
+        elif self.format == "reference":
+            rules.append("an email, a crm id or a loyalty id")
+        return "; ".join(rules)
+
+
+@dataclass(frozen=True)
+class Feed:
+    name: str
+    description: str
+    table: str
+    formats: dict[str, str]
+    timezone: str
+    key: tuple[str, ...]
+    key_scope: str
+    columns: tuple[Column, ...] = field(default_factory=tuple)
+
+    @property
+    def qualified_table(self) -> str:
+        return f"{self.name}.{self.table}"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def derived_columns(self) -> tuple[str, ...]:
+        return tuple(d for c in self.columns for d in c.derived)
+
+    @property
+    def landed_columns(self) -> tuple[str, ...]:
+        """Every column of the landed table, in order."""
+        return self.column_names + self.derived_columns + LINEAGE_COLUMNS
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"feed {self.name!r} has no column {name!r}")
+
+    def file_format(self, path: Path) -> str | None:
+        """The format whose pattern matches the file name, or None if the feed does not take it."""
+        for fmt, pattern in self.formats.items():
+            if path.match(pattern):
+                return fmt
+        return None
+
+
+@dataclass(frozen=True)
+class Contracts:
+    feeds: dict[str, Feed]
+    identifier_patterns: dict[str, str]
+
+    def __iter__(self):
+        return iter(self.feeds.values())
+
+    def __getitem__(self, name: str) -> Feed:
+        return self.feeds[name]
+
+
+def _column(feed: str, raw: dict) -> Column:
+    where = f"feeds.yml: feed {feed!r}, column {raw.get('name')!r}"
+    unknown = set(raw) - set(Column.__dataclass_fields__)
+    if unknown:
+        raise ContractError(f"{where}: unknown field(s) {sorted(unknown)}")
+    if raw.get("type") not in TYPES:
+        raise ContractError(f"{where}: type {raw.get('type')!r} is not one of {sorted(TYPES)}")
+    if raw.get("format") not in (None, *FORMATS):
+        raise ContractError(f"{where}: format {raw['format']!r} is not one of {sorted(FORMATS)}")
+    if not raw.get("description"):
+        raise ContractError(f"{where}: every column needs a description")
+    if raw.get("pattern"):
+        try:
+            re.compile(raw["pattern"])
+        except re.error as exc:
+            raise ContractError(f"{where}: pattern does not compile: {exc}") from exc
+    values = dict(raw)
+    if values.get("allowed") is not None:
+        values["allowed"] = tuple(str(v) for v in values["allowed"])
+    return Column(**values)
+
+
+def parse(document: dict) -> Contracts:
+    feeds = {}
+    for name, raw in document["feeds"].items():
+        columns = tuple(_column(name, c) for c in raw["columns"])
+        names = [c.name for c in columns]
+        for key in raw["key"]:
+            if key not in names:
+                raise ContractError(f"feeds.yml: feed {name!r}: key column {key!r} is not a column")
+        for fmt in raw["formats"]:
+            if fmt not in FILE_FORMATS:
+                raise ContractError(f"feeds.yml: feed {name!r}: format {fmt!r} is not one of {sorted(FILE_FORMATS)}")
+        if raw["key_scope"] not in ("feed", "file"):
+            raise ContractError(f"feeds.yml: feed {name!r}: key_scope must be 'feed' or 'file'")
+        for c in columns:
+            if c.format == "phone" and c.region_from not in names:
+                raise ContractError(f"feeds.yml: feed {name!r}, column {c.name!r}: region_from must name a column")
+        feeds[name] = Feed(
+            name=name,
+            description=" ".join(raw["description"].split()),
+            table=raw["table"],
+            formats=dict(raw["formats"]),
+            timezone=raw["timezone"],
+            key=tuple(raw["key"]),
+            key_scope=raw["key_scope"],
+            columns=columns,
+        )
+    return Contracts(feeds=feeds, identifier_patterns=dict(document.get("identifier_patterns", {})))
+
+
+@cache
+def load(path: Path = CONTRACTS_FILE) -> Contracts:
+    """The feed contracts, parsed and checked."""
+    with open(path, encoding="utf-8") as handle:
+        return parse(yaml.safe_load(handle))
+
+
+# --------------------------------------------------------------------------- rendering
+
+SOURCES_HEADER = "# Generated from orchestration/landing/feeds.yml by `make contracts`: edit that file, not this one.\n"
+README_BEGIN = "<!-- feed-contracts:begin (generated by `make contracts` from orchestration/landing/feeds.yml) -->"
+README_END = "<!-- feed-contracts:end -->"
+
+LINEAGE_DOCS = {
+    "_source_file": "File the row came from, relative to data/landing/.",
+    "_row_number": "Line (CSV, JSON Lines), row (Parquet) or item (XML) of the row in its file.",
+    "_load_id": "Id of the landing run that loaded the row; joins landing.files.",
+    "_loaded_at": "When the row was landed (UTC).",
+}
+
+
+def _derived_doc(column: Column, derived: str) -> str:
+    if derived.endswith("_e164"):
+        return f"{column.name} in E.164 form, parsed with the row's {column.region_from} (null when empty)."
+    if derived.endswith("_type"):
+        return f"What {column.name} is: email, crm_id or loyalty_id (null when empty)."
+    if column.format == "reference":
+        return f"{column.name} trimmed; lower-cased when it is an email (null when empty)."
+    return f"{column.name} trimmed and lower-cased, syntax checked (null when empty)."
+
+
+def render_sources(feed: Feed) -> str:
+    """The dbt sources file for one feed: every landed column documented and tagged."""
+    columns = []
+    for c in feed.columns:
+        entry: dict = {"name": c.name, "description": c.description, "data_type": "varchar"}
+        if c.pii:
+            entry["meta"] = {"pii": True}
+        tests = []
+        if c.required:
+            tests.append("not_null")
+        if c.allowed:
+            tests.append({"accepted_values": {"arguments": {"values": list(c.allowed)}}})
+        if tests:
+            entry["data_tests"] = tests
+        columns.append(entry)
+        for d in c.derived:
+            derived_entry: dict = {"name": d, "description": _derived_doc(c, d), "data_type": "varchar"}
+            if c.pii and not d.endswith("_type"):
+                derived_entry["meta"] = {"pii": True}
+            columns.append(derived_entry)
+    for name, doc in LINEAGE_DOCS.items():
+        dtype = {"_row_number": "bigint", "_loaded_at": "timestamp"}.get(name, "varchar")
+        columns.append({"name": name, "description": doc, "data_type": dtype, "data_tests": ["not_null"]})
+    table: dict = {
+        "name": feed.table,
+        "description": f"{feed.description} Landed by the Dagster asset {feed.name}/{feed.table}; "
+        f"every value is the text received. Key: {', '.join(feed.key)} (unique across "
+        f"{'all files' if feed.key_scope == 'feed' else 'one file'}).",
+        "columns": columns,
+    }
+    if feed.key_scope == "feed":
+        table["data_tests"] = [{"teal_unique_combination": {"arguments": {"columns": list(feed.key)}}}]
+    else:
+        table["data_tests"] = [
+            {"teal_unique_combination": {"arguments": {"columns": [*feed.key, "_source_file"]}}}
+        ]
+    document = {
+        "version": 2,
+        "sources": [
+            {
+                "name": feed.name,
+                "description": f"Feed `{feed.name}` landed from data/landing/{feed.name}/.",
+                "schema": feed.name,
+                "tables": [table],
+            }
+        ],
+    }
+    return SOURCES_HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
+
+
+def sources_path(feed: Feed) -> Path:
+    return REPO_ROOT / "dbt_project" / "models" / "staging" / feed.name / f"_{feed.name}__sources.yml"
+
+
+def render_markdown(contracts: Contracts) -> str:
+    """The README section that documents every feed."""
+    out = [README_BEGIN, ""]
+    for feed in contracts:
+        formats = ", ".join(f"{fmt} (`{pattern}`)" for fmt, pattern in feed.formats.items())
+        scope = "any file, any run" if feed.key_scope == "feed" else "one file"
+        out += [
+            f"#### `{feed.name}` → `{feed.qualified_table}`",
+            "",
+            feed.description,
+            "",
+            f"Files: `data/landing/{feed.name}/`, {formats}. Key: `{', '.join(feed.key)}`, "
+            f"unique within {scope}. Timestamps without an offset are in {feed.timezone}.",
+            "",
+            "| column | type | rules | description |",
+            "|---|---|---|---|",
+        ]
+        for c in feed.columns:
+            pii = " (personal data)" if c.pii else ""
+            out.append(f"| `{c.name}` | {c.type} | {c.rules_text()} | {c.description}{pii} |")
+        out.append("")
+    out.append(README_END)
+    return "\n".join(out)
+
+
+def _readme_with_section(readme: str, section: str) -> str:
+    start, end = readme.find(README_BEGIN), readme.find(README_END)
+    if start == -1 or end == -1:
+        raise ContractError(f"README.md lacks the markers {README_BEGIN!r} … {README_END!r}")
+    return readme[:start] + section + readme[end + len(README_END) :]
+
+
+def outdated(contracts: Contracts | None = None) -> list[Path]:
+    """Generated files that differ from what the contracts say."""
+    contracts = contracts or load()
+    stale = []
+    for feed in contracts:
+        path = sources_path(feed)
+        if not path.exists() or path.read_text(encoding="utf-8") != render_sources(feed):
+            stale.append(path)
+    readme = REPO_ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    if _readme_with_section(text, render_markdown(contracts)) != text:
+        stale.append(readme)
+    return stale
+
+
+def sync(contracts: Contracts | None = None) -> list[Path]:
+    """Rewrite the generated files; return the ones that changed."""
+    contracts = contracts or load()
+    changed = outdated(contracts)
+    for feed in contracts:
+        path = sources_path(feed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_sources(feed), encoding="utf-8")
+    readme = REPO_ROOT / "README.md"
+    readme.write_text(
+        _readme_with_section(readme.read_text(encoding="utf-8"), render_markdown(contracts)),
+        encoding="utf-8",
+    )
+    return changed
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "check"
+    if command == "sync":
+        for path in sync():
+            print(f"rewrote {path.relative_to(REPO_ROOT)}")
+        return 0
+    if command == "check":
+        stale = outdated()
+        for path in stale:
+            print(f"{path.relative_to(REPO_ROOT)} is out of date with feeds.yml: run `make contracts`")
+        return 1 if stale else 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

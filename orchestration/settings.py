@@ -1,0 +1,35 @@
+"""Where things live. One environment variable, TEAL_WAREHOUSE, names the DuckDB file for
+dbt (profiles.yml) and Dagster (the DuckDB resource) alike. No Dagster import here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DEFAULT_WAREHOUSE = REPO_ROOT / "data" / "warehouse.duckdb"
+WAREHOUSE_ENV = "TEAL_WAREHOUSE"
+LANDING_ENV = "TEAL_LANDING"
+
+
+def warehouse_path() -> Path:
+    """The DuckDB file: $TEAL_WAREHOUSE, else data/warehouse.duckdb."""
+    return Path(os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE).resolve()
+
+
+def landing_path() -> Path:
+    """The landing folder: $TEAL_LANDING, else data/landing/."""
+    return Path(os.environ.get(LANDING_ENV) or REPO_ROOT / "data" / "landing").resolve()
+
+
+def reports_path() -> Path:
+    """Where run reports (dbt results, charts) are written: data/reports/ beside the warehouse."""
+    return warehouse_path().parent / "reports"
+
+
+def quiet_telemetry() -> None:
+    """Turn off the usage reporting of dbt and Great Expectations for this process and its children."""
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")

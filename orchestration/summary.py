@@ -1,0 +1,96 @@
+"""Print what the last run did: rows per feed, quarantined files, dbt and GX results, where to look.
+
+    python -m orchestration.summary
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import duckdb
+
+from orchestration.settings import REPO_ROOT, reports_path, warehouse_path
+
+DATA_DOCS = REPO_ROOT / "expectations" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def _relative(path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def feed_table(connection: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return connection.execute(
+        """
+        select
+            feed,
+            count(*) filter (where status = 'loaded') as files_landed,
+            count(*) filter (where status = 'quarantined') as files_quarantined,
+            sum(rows_read), sum(rows_loaded), sum(rows_quarantined), sum(rows_duplicate)
+        from landing.files
+        group by feed
+        order by min(landed_at), feed
+        """
+    ).fetchall()
+
+
+def render(connection: duckdb.DuckDBPyConnection) -> str:
+    lines = [f"Teal: warehouse {_relative(warehouse_path())}", ""]
+    header = f"{'feed':<12}{'files':>7}{'bad files':>10}{'rows read':>11}{'loaded':>10}{'quarantined':>13}{'duplicate':>11}"
+    lines += [header, "-" * len(header)]
+    for feed, files, bad, read, loaded, quarantined, duplicate in feed_table(connection):
+        lines.append(f"{feed:<12}{files:>7,}{bad:>10,}{read:>11,}{loaded:>10,}{quarantined:>13,}{duplicate:>11,}")
+    bad_files = connection.execute(
+        "select file, reason from landing.files where status = 'quarantined' order by file"
+    ).fetchall()
+    if bad_files:
+        lines += ["", "Files quarantined whole (fix them and drop them in again; the others loaded):"]
+        lines += [f"  {file}: {reason}" for file, reason in bad_files]
+    validations = connection.execute(
+        """
+        select count(*), count(*) filter (where success), sum(evaluated), sum(successful), sum(warnings)
+        from landing.validations
+        where (feed, validated_at) in (select feed, max(validated_at) from landing.validations group by feed)
+        """
+    ).fetchone()
+    if validations and validations[0]:
+        suites, passed, evaluated, successful, warnings = validations
+        lines += ["", f"Great Expectations: {passed} of {suites} suites passed on their latest batch "
+                  f"({successful} of {evaluated} expectations met, {warnings} outlier warnings)"]
+    dbt_report = reports_path() / "dbt_build.json"
+    if dbt_report.exists():
+        counts = json.loads(dbt_report.read_text())["counts"]
+        models = counts.get("model", {})
+        tests = counts.get("test", {})
+        lines.append(
+            f"dbt build: {models.get('success', 0)} models built ({sum(models.values()) - models.get('success', 0)} not), "
+            f"{tests.get('pass', 0)} tests passed, {tests.get('fail', 0) + tests.get('error', 0)} failed, "
+            f"{tests.get('warn', 0)} warned"
+        )
+    lines += [
+        "",
+        "Where to look next:",
+        "  make quarantine     the rows and files refused, with their reasons (landing.quarantine)",
+        "  make dev            the Dagster UI at http://localhost:3000: assets, checks, runs",
+        "  make docs           dbt docs (dbt_project/target/index.html) and Great Expectations Data Docs",
+        f"                      ({_relative(DATA_DOCS)})",
+        f"  the warehouse       {_relative(warehouse_path())} (schemas: landing, one per feed, staging)",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    path = warehouse_path()
+    if not path.exists():
+        print(f"No warehouse at {path}: run `make run` first.", file=sys.stderr)
+        return 1
+    with duckdb.connect(str(path), read_only=True) as connection:
+        print(render(connection))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""The loader on hand-made files: every row ends in exactly one place, with an exact reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from orchestration.landing.contracts import load
+from orchestration.landing.loader import Loader, reconciliation
+
+ORDER_HEADER = "order_id,line_number,customer_ref,ordered_at,channel,store_id,sku,quantity,unit_price,discount,currency,status"
+GOOD_ORDER = "O000000001,1,C0000001,2026-11-01T10:00:00+00:00,web,,SKU-000001,2,9.99,0,GBP,completed"
+
+
+def event(event_id: str, **fields) -> str:
+    document = {
+        "event_id": event_id,
+        "event_type": "page_view",
+        "anonymous_id": "ck_abcdefabcdef",
+        "occurred_at": "2026-11-01T10:00:00Z",
+        "url": "https://shop.example/",
+        "properties": {},
+    }
+    document.update(fields)
+    return json.dumps(document)
+
+
+def write(root: Path, relative: str, content: str | bytes) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    return path
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    return tmp_path / "landing"
+
+
+@pytest.fixture
+def connection(tmp_path: Path):
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
+        yield connection
+
+
+def quarantine_messages(connection, feed: str) -> list[str]:
+    return [m for (m,) in connection.execute(
+        "select message from landing.quarantine where feed = ? order by file, row_number", [feed]
+    ).fetchall()]
+
+
+def test_each_kind_of_bad_order_row_is_quarantined_with_its_reason(landing, connection):
+    rows = [
+        ORDER_HEADER,
+        GOOD_ORDER,
+        "O000000002,1, Ann@Mail.COM ,2026-11-01T10:00:00+00:00,web,,SKU-000002,-3,9.99,,GBP,completed",
+        "O000000003,1,,2026-11-01 10:00:00,store,S001,SKU-000001,1,9.99,0,GBP,shipped",
+        "O000000004,1,C0000001,2026-11-01T10:00:00+00:00,web",
+        "O000000005,1,L12345678,2026-13-01T10:00:00,store,S001,SKU-000001,1,9.99,0,GBP,completed",
+        "O000000006,1,C0000001,2026-11-01T10:00:00+00:00,web,,SKU-000001,1,9.99,0,JPY,completed",
+        "O000000007,1,nobody,2026-11-01T10:00:00+00:00,web,,SKU-000001,1,abc,0,GBP,completed",
+        ",1,C0000001,2026-11-01T10:00:00+00:00,web,,SKU-000001,1,1.00,0,GBP,completed",
+    ]
+    data = ("\n".join(rows) + "\n").encode() + b"O000000008,1,Zo\xeb,2026-11-01T10:00:00+00:00,web,,SKU-000001,1,1.00,0,GBP,completed\n"
+    write(landing, "orders/2026-11-01.csv", data)
+    report = Loader(connection, landing).land_feed("orders", progress=False)
+
+    [result] = report.files
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_duplicate) == (9, 1, 8, 0)
+    assert quarantine_messages(connection, "orders") == [
+        "orders/2026-11-01.csv row 3: quantity -3 is below 1",
+        "orders/2026-11-01.csv row 4: status 'shipped' is not one of completed, refunded, cancelled",
+        "orders/2026-11-01.csv row 5: has 5 fields, expected 12 as in the header",
+        "orders/2026-11-01.csv row 6: ordered_at '2026-13-01T10:00:00' is not a valid timestamp "
+        "(expected ISO 8601 such as 2026-11-01T10:22:03+00:00)",
+        "orders/2026-11-01.csv row 7: currency 'JPY' is not one of GBP, EUR, USD",
+        "orders/2026-11-01.csv row 8: customer_ref 'nobody' is not an email, a crm id (C + 7 digits) "
+        "or a loyalty id (L + 8 digits); unit_price 'abc' is not a decimal number",
+        "orders/2026-11-01.csv row 9: order_id is missing",
+        "orders/2026-11-01.csv row 10: line is not valid UTF-8 (byte 0xeb at position 16)",
+    ]
+    raw = connection.execute(
+        "select raw_text from landing.quarantine where row_number = 3"
+    ).fetchone()[0]
+    assert raw == rows[2]
+    landed = connection.execute(
+        "select order_id, customer_ref_normalised, customer_ref_type, discount, _source_file, _row_number, _load_id "
+        "from orders.order_lines order by _row_number"
+    ).fetchall()
+    assert landed == [("O000000001", "C0000001", "crm_id", "0", "orders/2026-11-01.csv", 2, report.load_id)]
+
+
+def test_bad_crm_rows_name_the_field(landing, connection):
+    header = "crm_id,first_name,last_name,email,phone,birth_date,gender,street,city,postcode,country,created_at,updated_at,loyalty_id"
+    rows = [
+        header,
+        "C0000001,Ann,Lee, Ann.Lee@Gmail.com ,(0)20 7946 0018,1984-03-02,F,1 High St,London,N1 1AA,GB,2025-01-01 10:00:00,2025-01-01 10:00:00,L00000001",
+        "C0000002,Bo,Lee,bo@@mail.com,,1984-13-45,Q,,,,XX,2025-01-01 10:00:00,2025-01-01 10:00:00,",
+        "C0000003,Cy,Lee,,07700 900123,,U,,,,GB,2025-01-01 10:00:00,2025-01-01 10:00:00,",
+    ]
+    write(landing, "crm/crm_2025-01-01.csv", "\n".join(rows) + "\n")
+    Loader(connection, landing).land_feed("crm", progress=False)
+    assert quarantine_messages(connection, "crm") == [
+        "crm/crm_2025-01-01.csv row 3: email 'bo@@mail.com' is not a valid email address (The part after the "
+        "@-sign contains invalid characters: '@'.); birth_date '1984-13-45' is not a valid date (expected "
+        "YYYY-MM-DD); gender 'Q' is not one of F, M, X, U; country 'XX' is not one of GB, IE, FR, DE, NL, ES, US",
+        "crm/crm_2025-01-01.csv row 4: phone '07700 900123' is not a valid phone number in GB",
+    ]
+    assert connection.execute("select email_normalised, phone_e164 from crm.customers").fetchall() == [
+        ("ann.lee@gmail.com", "+442079460018")
+    ]
+
+
+def test_bad_json_lines_are_quarantined_and_retries_counted(landing, connection):
+    lines = [
+        event("0" * 32),
+        event("0" * 32),  # retried delivery
+        '{"event_id": "x", broken',
+        "[1, 2]",
+        event("1" * 32, event_type="teleport"),
+        event("2" * 32, occurred_at="yesterday"),
+        event("3" * 32, properties=[1]),
+    ]
+    write(landing, "clickstream/events_2026-11-01.jsonl", "\n".join(lines) + "\n")
+    report = Loader(connection, landing).land_feed("clickstream", progress=False)
+    [result] = report.files
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_duplicate) == (7, 1, 5, 1)
+    assert quarantine_messages(connection, "clickstream") == [
+        "clickstream/events_2026-11-01.jsonl row 3: line is not valid JSON (Expecting property name enclosed in double quotes at column 19)",
+        "clickstream/events_2026-11-01.jsonl row 4: line is a JSON array, expected an object",
+        "clickstream/events_2026-11-01.jsonl row 5: event_type 'teleport' is not one of page_view, product_view, "
+        "search, add_to_cart, remove_from_cart, checkout_start, purchase, login, email_open, email_click",
+        "clickstream/events_2026-11-01.jsonl row 6: occurred_at 'yesterday' is not a valid timestamp "
+        "(expected ISO 8601 such as 2026-11-01T10:22:03+00:00)",
+        "clickstream/events_2026-11-01.jsonl row 7: properties is not a JSON object",
+    ]
+    assert connection.execute("select key from landing.duplicates").fetchall() == [("event_id=" + "0" * 32,)]
+
+
+def test_a_second_file_with_retried_events_adds_no_duplicates(landing, connection):
+    write(landing, "clickstream/events_2026-11-01.jsonl", "\n".join(event(f"{i:032x}") for i in range(5)) + "\n")
+    loader = Loader(connection, landing)
+    loader.land_feed("clickstream", progress=False)
+    retried = [event(f"{i:032x}") for i in (3, 4)] + [event(f"{i:032x}") for i in (5, 6)]
+    write(landing, "clickstream/events_2026-11-02.jsonl", "\n".join(retried) + "\n")
+    [result] = loader.land_feed("clickstream", progress=False).files
+    assert (result.rows_read, result.rows_loaded, result.rows_duplicate) == (4, 2, 2)
+    ids = [i for (i,) in connection.execute("select event_id from clickstream.events order by event_id").fetchall()]
+    assert ids == [f"{i:032x}" for i in range(7)]
+
+
+def test_rerunning_changes_nothing(landing, connection):
+    write(landing, "orders/a.csv", f"{ORDER_HEADER}\n{GOOD_ORDER}\n")
+    write(landing, "clickstream/e.jsonl", event("a" * 32) + "\n")
+    loader = Loader(connection, landing)
+    first = loader.land_all(progress=False)
+    assert sum(len(r.files) for r in first) == 2
+    snapshot = connection.execute(
+        "select (select count(*) from landing.files), (select count(*) from orders.order_lines), "
+        "(select count(*) from clickstream.events), (select count(*) from landing.quarantine)"
+    ).fetchone()
+    second = Loader(connection, landing).land_all(progress=False)
+    assert [r.files for r in second] == [[] for _ in second]
+    assert connection.execute(
+        "select (select count(*) from landing.files), (select count(*) from orders.order_lines), "
+        "(select count(*) from clickstream.events), (select count(*) from landing.quarantine)"
+    ).fetchone() == snapshot
+
+
+def test_same_content_under_another_name_is_skipped_and_a_changed_file_reloads(landing, connection):
+    loader = Loader(connection, landing)
+    write(landing, "orders/a.csv", f"{ORDER_HEADER}\n{GOOD_ORDER}\n")
+    loader.land_feed("orders", progress=False)
+    write(landing, "orders/a_copy.csv", f"{ORDER_HEADER}\n{GOOD_ORDER}\n")
+    [copy] = loader.land_feed("orders", progress=False).files
+    assert (copy.status, copy.reason) == ("skipped", "same content as orders/a.csv, already landed")
+    second_line = GOOD_ORDER.replace("O000000001,1", "O000000001,2")
+    write(landing, "orders/a.csv", f"{ORDER_HEADER}\n{GOOD_ORDER}\n{second_line}\n")
+    [changed] = loader.land_feed("orders", progress=False).files
+    assert (changed.status, changed.rows_read, changed.rows_loaded, changed.rows_duplicate) == ("loaded", 2, 1, 1)
+    assert connection.execute("select count(*) from orders.order_lines").fetchone()[0] == 2
+
+
+def test_a_corrupt_file_is_quarantined_whole_and_the_others_still_load(landing, connection):
+    good_item = (
+        "<item><g:id>SKU-000001</g:id><title>Trainer</title><g:product_type>Shoes &gt; Trainers</g:product_type>"
+        "<g:brand>Teal</g:brand><g:price>59.99 GBP</g:price><g:availability>in_stock</g:availability></item>"
+    )
+    bad_item = (
+        "<item><title>No id</title><g:product_type>Shoes</g:product_type><g:price>abc GBP</g:price>"
+        "<g:availability>limited</g:availability></item>"
+    )
+    feed = f'<rss version="2.0" xmlns:g="http://base.google.com/ns/1.0"><channel>{good_item}{bad_item}</channel></rss>'
+    write(landing, "products/catalogue_2026-11-01.xml", feed)
+    write(landing, "products/catalogue_2026-11-02_partial.xml", feed[:150])
+    write(landing, "orders/store_2026-11-01.parquet", b"PAR1 this is not parquet")
+    table = pa.table({name: [value] for name, value in zip(ORDER_HEADER.split(","), GOOD_ORDER.split(","), strict=True)})
+    table = table.set_column(7, "quantity", pa.array([-2], pa.int64()))
+    pq.write_table(table, landing / "orders" / "store_2026-11-02.parquet")
+    write(landing, "orders/orders.txt", "not a feed file")
+
+    loader = Loader(connection, landing)
+    products = loader.land_feed("products", progress=False)
+    orders = loader.land_feed("orders", progress=False)
+    assert [(f.file, f.status) for f in products.files] == [
+        ("products/catalogue_2026-11-01.xml", "loaded"),
+        ("products/catalogue_2026-11-02_partial.xml", "quarantined"),
+    ]
+    assert [(f.file, f.status) for f in orders.files] == [
+        ("orders/orders.txt", "quarantined"),
+        ("orders/store_2026-11-01.parquet", "quarantined"),
+        ("orders/store_2026-11-02.parquet", "loaded"),
+    ]
+    messages = quarantine_messages(connection, "products") + quarantine_messages(connection, "orders")
+    assert messages[0] == (
+        "products/catalogue_2026-11-01.xml row 2: product_id is missing; price 'abc' is not a decimal number; "
+        "availability 'limited' is not one of in_stock, out_of_stock, preorder, backorder"
+    )
+    assert messages[1].startswith("products/catalogue_2026-11-02_partial.xml: the whole file is not well-formed XML (")
+    assert messages[2] == "orders/orders.txt: the whole file is not a file this feed takes (expected *.csv, *.parquet)"
+    assert messages[3].startswith("orders/store_2026-11-01.parquet: the whole file is not a readable Parquet file (")
+    assert messages[4] == "orders/store_2026-11-02.parquet row 1: quantity -2 is below 1"
+    assert connection.execute("select product_id, price, currency from products.items").fetchall() == [
+        ("SKU-000001", "59.99", "GBP")
+    ]
+    for name in ("products", "orders"):
+        assert reconciliation(connection, load()[name])["reconciles"].all()
+
+
+def test_a_csv_without_a_contract_column_is_quarantined_whole(landing, connection):
+    write(landing, "erasure/erasure_2026-11-01.csv", "request_id,requested_at\nER0000001,2026-11-01T10:00:00Z\n")
+    [result] = Loader(connection, landing).land_feed("erasure", progress=False).files
+    assert result.status == "quarantined"
+    assert result.reason == "has a header without the column(s) subject; expected request_id, subject, requested_at"
