@@ -54,8 +54,7 @@ run: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/mani
 	$(BIN)/dagster job execute -m orchestration.definitions -j refresh_all
 	$(BIN)/python -m orchestration.summary
 
-test: $(VENV)/.dev-installed $(DAGSTER_HOME)/dagster.yaml ## install dev dependencies and run every test (dbt build on sample data included)
-	$(BIN)/ruff check orchestration ml expectations tests
+test: lint $(DAGSTER_HOME)/dagster.yaml ## install dev dependencies, lint, and run every test (dbt build on sample data included)
 	$(BIN)/python -m pytest -q tests
 
 dev: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json ## start the Dagster UI on http://localhost:3000
@@ -74,18 +73,19 @@ quarantine: $(VENV)/.run-installed ## list the rows and files landing refused, w
 contracts: $(VENV)/.run-installed ## regenerate the dbt sources and README section from orchestration/landing/feeds.yml
 	$(BIN)/python -m orchestration.landing.contracts sync
 
-lint: $(VENV)/.dev-installed ## ruff and sqlfluff
+lint: $(VENV)/.dev-installed ## ruff and sqlfluff (the dbt templater compiles against a scratch warehouse)
 	$(BIN)/ruff check orchestration ml expectations tests
 	$(BIN)/ruff format --check orchestration ml expectations tests
-	cd dbt_project && ../$(BIN)/sqlfluff lint models
+	cd dbt_project && TEAL_WAREHOUSE=$(CURDIR)/data/lint-scratch.duckdb ../$(BIN)/sqlfluff lint models
+	@rm -f data/lint-scratch.duckdb data/lint-scratch.duckdb.wal
 
 fmt: $(VENV)/.dev-installed ## format Python and SQL
 	$(BIN)/ruff format orchestration ml expectations tests
 	cd dbt_project && ../$(BIN)/sqlfluff fix models
 
 lock: | $(BIN)/uv ## re-pin every dependency after editing requirements/*.in
-	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements/base.in -o requirements/lock.txt
-	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements/dev.in --constraint requirements/lock.txt -o requirements/dev-lock.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements/dev.in -o requirements/dev-lock.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements/base.in --constraint requirements/dev-lock.txt -o requirements/lock.txt
 
 clean: ## remove the warehouse, reports and Dagster state (keeps landing files)
 	rm -rf data/warehouse.duckdb data/warehouse.duckdb.wal data/reports $(DAGSTER_HOME) dbt_project/target expectations/gx/uncommitted

@@ -65,20 +65,30 @@ def normalise_phone(value: str, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def classify_reference(value: str) -> tuple[str, str]:
+REFERENCE_KINDS = ("email", "crm_id", "loyalty_id")
+_KIND_WORDS = {
+    "email": "an email",
+    "crm_id": "a crm id (C + 7 digits)",
+    "loyalty_id": "a loyalty id (L + 8 digits)",
+}
+
+
+def classify_reference(value: str, kinds: tuple[str, ...] = REFERENCE_KINDS) -> tuple[str, str]:
     """Tell what a customer reference is and normalise it: (normal form, kind).
 
-    Kinds: `email`, `crm_id`, `loyalty_id`.
+    Kinds: `email`, `crm_id`, `loyalty_id`; `kinds` limits the ones accepted.
     """
     candidate = value.strip()
-    if "@" in candidate:
-        return normalise_email(candidate), "email"
     upper = candidate.upper()
-    if CRM_ID.match(upper):
+    if "@" in candidate and "email" in kinds:
+        return normalise_email(candidate), "email"
+    if CRM_ID.match(upper) and "crm_id" in kinds:
         return upper, "crm_id"
-    if LOYALTY_ID.match(upper):
+    if LOYALTY_ID.match(upper) and "loyalty_id" in kinds:
         return upper, "loyalty_id"
-    raise InvalidValue("is not an email, a crm id (C + 7 digits) or a loyalty id (L + 8 digits)")
+    words = [_KIND_WORDS[k] for k in kinds]
+    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+    raise InvalidValue(f"is not {listed}")
 
 
 def clean_name(value: str) -> str:

@@ -1,6 +1,6 @@
 """Show what landing refused, and why.
 
-    python -m orchestration.quarantine [--feed orders] [--load-id ID] [--limit 50]
+python -m orchestration.quarantine [--feed orders] [--load-id ID] [--limit 50]
 """
 
 from __future__ import annotations
@@ -31,13 +31,17 @@ def main(argv: list[str] | None = None) -> int:
         where.append("load_id = ?")
         params.append(args.load_id)
     with duckdb.connect(str(path), read_only=True) as connection:
-        total = connection.execute(f"select count(*) from landing.quarantine where {' and '.join(where)}", params).fetchone()[0]
+        total = connection.execute(
+            f"select count(*) from landing.quarantine where {' and '.join(where)}", params
+        ).fetchone()[0]
         rows = connection.execute(
             f"select message, raw_text from landing.quarantine where {' and '.join(where)} "
             "order by feed, file, row_number nulls first limit ?",
             [*params, args.limit],
         ).fetchall()
-    print(f"{total} quarantined row(s) or file(s); showing {len(rows)}. Raw text after each reason.\n")
+    print(
+        f"{total} quarantined row(s) or file(s); showing {len(rows)}. Raw text after each reason.\n"
+    )
     for message, raw in rows:
         print(message)
         print(f"    {raw[:200]!s}" if raw else "")

@@ -4,12 +4,15 @@ dbt (profiles.yml) and Dagster (the DuckDB resource) alike. No Dagster import he
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_WAREHOUSE = REPO_ROOT / "data" / "warehouse.duckdb"
 WAREHOUSE_ENV = "TEAL_WAREHOUSE"
+# dbt from the same environment as this Python, whether or not that environment is on PATH.
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 LANDING_ENV = "TEAL_LANDING"
 
 

@@ -1,6 +1,6 @@
 """Print what the last run did: rows per feed, quarantined files, dbt and GX results, where to look.
 
-    python -m orchestration.summary
+python -m orchestration.summary
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import duckdb
 
 from orchestration.settings import REPO_ROOT, reports_path, warehouse_path
 
-DATA_DOCS = REPO_ROOT / "expectations" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+DATA_DOCS = (
+    REPO_ROOT / "expectations" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+)
 
 
 def _relative(path) -> str:
@@ -42,12 +44,17 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
     header = f"{'feed':<12}{'files':>7}{'bad files':>10}{'rows read':>11}{'loaded':>10}{'quarantined':>13}{'duplicate':>11}"
     lines += [header, "-" * len(header)]
     for feed, files, bad, read, loaded, quarantined, duplicate in feed_table(connection):
-        lines.append(f"{feed:<12}{files:>7,}{bad:>10,}{read:>11,}{loaded:>10,}{quarantined:>13,}{duplicate:>11,}")
+        lines.append(
+            f"{feed:<12}{files:>7,}{bad:>10,}{read:>11,}{loaded:>10,}{quarantined:>13,}{duplicate:>11,}"
+        )
     bad_files = connection.execute(
         "select file, reason from landing.files where status = 'quarantined' order by file"
     ).fetchall()
     if bad_files:
-        lines += ["", "Files quarantined whole (fix them and drop them in again; the others loaded):"]
+        lines += [
+            "",
+            "Files quarantined whole (fix them and drop them in again; the others loaded):",
+        ]
         lines += [f"  {file}: {reason}" for file, reason in bad_files]
     validations = connection.execute(
         """
@@ -58,8 +65,11 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
     ).fetchone()
     if validations and validations[0]:
         suites, passed, evaluated, successful, warnings = validations
-        lines += ["", f"Great Expectations: {passed} of {suites} suites passed on their latest batch "
-                  f"({successful} of {evaluated} expectations met, {warnings} outlier warnings)"]
+        lines += [
+            "",
+            f"Great Expectations: {passed} of {suites} suites passed on their latest batch "
+            f"({successful} of {evaluated} expectations met, {warnings} outlier warnings)",
+        ]
     dbt_report = reports_path() / "dbt_build.json"
     if dbt_report.exists():
         counts = json.loads(dbt_report.read_text())["counts"]

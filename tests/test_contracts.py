@@ -34,16 +34,26 @@ def _document():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d["feeds"]["orders"]["columns"][7].update(type="number"),
-         "feeds.yml: feed 'orders', column 'quantity': type 'number' is not one of"),
-        (lambda d: d["feeds"]["orders"].update(key=["order_id", "line"]),
-         "feeds.yml: feed 'orders': key column 'line' is not a column"),
-        (lambda d: d["feeds"]["crm"]["columns"][0].pop("description"),
-         "feeds.yml: feed 'crm', column 'crm_id': every column needs a description"),
-        (lambda d: d["feeds"]["crm"]["columns"][0].update(patern="x"),
-         "feeds.yml: feed 'crm', column 'crm_id': unknown field(s) ['patern']"),
-        (lambda d: d["feeds"]["clickstream"].update(formats={"xlsx": "*.xlsx"}),
-         "feeds.yml: feed 'clickstream': format 'xlsx' is not one of"),
+        (
+            lambda d: d["feeds"]["orders"]["columns"][7].update(type="number"),
+            "feeds.yml: feed 'orders', column 'quantity': type 'number' is not one of",
+        ),
+        (
+            lambda d: d["feeds"]["orders"].update(key=["order_id", "line"]),
+            "feeds.yml: feed 'orders': key column 'line' is not a column",
+        ),
+        (
+            lambda d: d["feeds"]["crm"]["columns"][0].pop("description"),
+            "feeds.yml: feed 'crm', column 'crm_id': every column needs a description",
+        ),
+        (
+            lambda d: d["feeds"]["crm"]["columns"][0].update(patern="x"),
+            "feeds.yml: feed 'crm', column 'crm_id': unknown field(s) ['patern']",
+        ),
+        (
+            lambda d: d["feeds"]["clickstream"].update(formats={"xlsx": "*.xlsx"}),
+            "feeds.yml: feed 'clickstream': format 'xlsx' is not one of",
+        ),
     ],
 )
 def test_a_broken_contract_says_where(change, message):

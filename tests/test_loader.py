@@ -14,7 +14,9 @@ from orchestration.landing.contracts import load
 from orchestration.landing.loader import Loader, reconciliation
 
 ORDER_HEADER = "order_id,line_number,customer_ref,ordered_at,channel,store_id,sku,quantity,unit_price,discount,currency,status"
-GOOD_ORDER = "O000000001,1,C0000001,2026-11-01T10:00:00+00:00,web,,SKU-000001,2,9.99,0,GBP,completed"
+GOOD_ORDER = (
+    "O000000001,1,C0000001,2026-11-01T10:00:00+00:00,web,,SKU-000001,2,9.99,0,GBP,completed"
+)
 
 
 def event(event_id: str, **fields) -> str:
@@ -51,9 +53,13 @@ def connection(tmp_path: Path):
 
 
 def quarantine_messages(connection, feed: str) -> list[str]:
-    return [m for (m,) in connection.execute(
-        "select message from landing.quarantine where feed = ? order by file, row_number", [feed]
-    ).fetchall()]
+    return [
+        m
+        for (m,) in connection.execute(
+            "select message from landing.quarantine where feed = ? order by file, row_number",
+            [feed],
+        ).fetchall()
+    ]
 
 
 def test_each_kind_of_bad_order_row_is_quarantined_with_its_reason(landing, connection):
@@ -68,12 +74,20 @@ def test_each_kind_of_bad_order_row_is_quarantined_with_its_reason(landing, conn
         "O000000007,1,nobody,2026-11-01T10:00:00+00:00,web,,SKU-000001,1,abc,0,GBP,completed",
         ",1,C0000001,2026-11-01T10:00:00+00:00,web,,SKU-000001,1,1.00,0,GBP,completed",
     ]
-    data = ("\n".join(rows) + "\n").encode() + b"O000000008,1,Zo\xeb,2026-11-01T10:00:00+00:00,web,,SKU-000001,1,1.00,0,GBP,completed\n"
+    data = (
+        ("\n".join(rows) + "\n").encode()
+        + b"O000000008,1,Zo\xeb,2026-11-01T10:00:00+00:00,web,,SKU-000001,1,1.00,0,GBP,completed\n"
+    )
     write(landing, "orders/2026-11-01.csv", data)
     report = Loader(connection, landing).land_feed("orders", progress=False)
 
     [result] = report.files
-    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_duplicate) == (9, 1, 8, 0)
+    assert (
+        result.rows_read,
+        result.rows_loaded,
+        result.rows_quarantined,
+        result.rows_duplicate,
+    ) == (9, 1, 8, 0)
     assert quarantine_messages(connection, "orders") == [
         "orders/2026-11-01.csv row 3: quantity -3 is below 1",
         "orders/2026-11-01.csv row 4: status 'shipped' is not one of completed, refunded, cancelled",
@@ -94,7 +108,9 @@ def test_each_kind_of_bad_order_row_is_quarantined_with_its_reason(landing, conn
         "select order_id, customer_ref_normalised, customer_ref_type, discount, _source_file, _row_number, _load_id "
         "from orders.order_lines order by _row_number"
     ).fetchall()
-    assert landed == [("O000000001", "C0000001", "crm_id", "0", "orders/2026-11-01.csv", 2, report.load_id)]
+    assert landed == [
+        ("O000000001", "C0000001", "crm_id", "0", "orders/2026-11-01.csv", 2, report.load_id)
+    ]
 
 
 def test_bad_crm_rows_name_the_field(landing, connection):
@@ -113,9 +129,9 @@ def test_bad_crm_rows_name_the_field(landing, connection):
         "YYYY-MM-DD); gender 'Q' is not one of F, M, X, U; country 'XX' is not one of GB, IE, FR, DE, NL, ES, US",
         "crm/crm_2025-01-01.csv row 4: phone '07700 900123' is not a valid phone number in GB",
     ]
-    assert connection.execute("select email_normalised, phone_e164 from crm.customers").fetchall() == [
-        ("ann.lee@gmail.com", "+442079460018")
-    ]
+    assert connection.execute(
+        "select email_normalised, phone_e164 from crm.customers"
+    ).fetchall() == [("ann.lee@gmail.com", "+442079460018")]
 
 
 def test_bad_json_lines_are_quarantined_and_retries_counted(landing, connection):
@@ -131,7 +147,12 @@ def test_bad_json_lines_are_quarantined_and_retries_counted(landing, connection)
     write(landing, "clickstream/events_2026-11-01.jsonl", "\n".join(lines) + "\n")
     report = Loader(connection, landing).land_feed("clickstream", progress=False)
     [result] = report.files
-    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_duplicate) == (7, 1, 5, 1)
+    assert (
+        result.rows_read,
+        result.rows_loaded,
+        result.rows_quarantined,
+        result.rows_duplicate,
+    ) == (7, 1, 5, 1)
     assert quarantine_messages(connection, "clickstream") == [
         "clickstream/events_2026-11-01.jsonl row 3: line is not valid JSON (Expecting property name enclosed in double quotes at column 19)",
         "clickstream/events_2026-11-01.jsonl row 4: line is a JSON array, expected an object",
@@ -141,18 +162,29 @@ def test_bad_json_lines_are_quarantined_and_retries_counted(landing, connection)
         "(expected ISO 8601 such as 2026-11-01T10:22:03+00:00)",
         "clickstream/events_2026-11-01.jsonl row 7: properties is not a JSON object",
     ]
-    assert connection.execute("select key from landing.duplicates").fetchall() == [("event_id=" + "0" * 32,)]
+    assert connection.execute("select key from landing.duplicates").fetchall() == [
+        ("event_id=" + "0" * 32,)
+    ]
 
 
 def test_a_second_file_with_retried_events_adds_no_duplicates(landing, connection):
-    write(landing, "clickstream/events_2026-11-01.jsonl", "\n".join(event(f"{i:032x}") for i in range(5)) + "\n")
+    write(
+        landing,
+        "clickstream/events_2026-11-01.jsonl",
+        "\n".join(event(f"{i:032x}") for i in range(5)) + "\n",
+    )
     loader = Loader(connection, landing)
     loader.land_feed("clickstream", progress=False)
     retried = [event(f"{i:032x}") for i in (3, 4)] + [event(f"{i:032x}") for i in (5, 6)]
     write(landing, "clickstream/events_2026-11-02.jsonl", "\n".join(retried) + "\n")
     [result] = loader.land_feed("clickstream", progress=False).files
     assert (result.rows_read, result.rows_loaded, result.rows_duplicate) == (4, 2, 2)
-    ids = [i for (i,) in connection.execute("select event_id from clickstream.events order by event_id").fetchall()]
+    ids = [
+        i
+        for (i,) in connection.execute(
+            "select event_id from clickstream.events order by event_id"
+        ).fetchall()
+    ]
     assert ids == [f"{i:032x}" for i in range(7)]
 
 
@@ -168,10 +200,13 @@ def test_rerunning_changes_nothing(landing, connection):
     ).fetchone()
     second = Loader(connection, landing).land_all(progress=False)
     assert [r.files for r in second] == [[] for _ in second]
-    assert connection.execute(
-        "select (select count(*) from landing.files), (select count(*) from orders.order_lines), "
-        "(select count(*) from clickstream.events), (select count(*) from landing.quarantine)"
-    ).fetchone() == snapshot
+    assert (
+        connection.execute(
+            "select (select count(*) from landing.files), (select count(*) from orders.order_lines), "
+            "(select count(*) from clickstream.events), (select count(*) from landing.quarantine)"
+        ).fetchone()
+        == snapshot
+    )
 
 
 def test_same_content_under_another_name_is_skipped_and_a_changed_file_reloads(landing, connection):
@@ -184,7 +219,12 @@ def test_same_content_under_another_name_is_skipped_and_a_changed_file_reloads(l
     second_line = GOOD_ORDER.replace("O000000001,1", "O000000001,2")
     write(landing, "orders/a.csv", f"{ORDER_HEADER}\n{GOOD_ORDER}\n{second_line}\n")
     [changed] = loader.land_feed("orders", progress=False).files
-    assert (changed.status, changed.rows_read, changed.rows_loaded, changed.rows_duplicate) == ("loaded", 2, 1, 1)
+    assert (changed.status, changed.rows_read, changed.rows_loaded, changed.rows_duplicate) == (
+        "loaded",
+        2,
+        1,
+        1,
+    )
     assert connection.execute("select count(*) from orders.order_lines").fetchone()[0] == 2
 
 
@@ -201,7 +241,12 @@ def test_a_corrupt_file_is_quarantined_whole_and_the_others_still_load(landing, 
     write(landing, "products/catalogue_2026-11-01.xml", feed)
     write(landing, "products/catalogue_2026-11-02_partial.xml", feed[:150])
     write(landing, "orders/store_2026-11-01.parquet", b"PAR1 this is not parquet")
-    table = pa.table({name: [value] for name, value in zip(ORDER_HEADER.split(","), GOOD_ORDER.split(","), strict=True)})
+    table = pa.table(
+        {
+            name: [value]
+            for name, value in zip(ORDER_HEADER.split(","), GOOD_ORDER.split(","), strict=True)
+        }
+    )
     table = table.set_column(7, "quantity", pa.array([-2], pa.int64()))
     pq.write_table(table, landing / "orders" / "store_2026-11-02.parquet")
     write(landing, "orders/orders.txt", "not a feed file")
@@ -218,24 +263,40 @@ def test_a_corrupt_file_is_quarantined_whole_and_the_others_still_load(landing, 
         ("orders/store_2026-11-01.parquet", "quarantined"),
         ("orders/store_2026-11-02.parquet", "loaded"),
     ]
-    messages = quarantine_messages(connection, "products") + quarantine_messages(connection, "orders")
+    messages = quarantine_messages(connection, "products") + quarantine_messages(
+        connection, "orders"
+    )
     assert messages[0] == (
         "products/catalogue_2026-11-01.xml row 2: product_id is missing; price 'abc' is not a decimal number; "
         "availability 'limited' is not one of in_stock, out_of_stock, preorder, backorder"
     )
-    assert messages[1].startswith("products/catalogue_2026-11-02_partial.xml: the whole file is not well-formed XML (")
-    assert messages[2] == "orders/orders.txt: the whole file is not a file this feed takes (expected *.csv, *.parquet)"
-    assert messages[3].startswith("orders/store_2026-11-01.parquet: the whole file is not a readable Parquet file (")
+    assert messages[1].startswith(
+        "products/catalogue_2026-11-02_partial.xml: the whole file is not well-formed XML ("
+    )
+    assert (
+        messages[2]
+        == "orders/orders.txt: the whole file is not a file this feed takes (expected *.csv, *.parquet)"
+    )
+    assert messages[3].startswith(
+        "orders/store_2026-11-01.parquet: the whole file is not a readable Parquet file ("
+    )
     assert messages[4] == "orders/store_2026-11-02.parquet row 1: quantity -2 is below 1"
-    assert connection.execute("select product_id, price, currency from products.items").fetchall() == [
-        ("SKU-000001", "59.99", "GBP")
-    ]
+    assert connection.execute(
+        "select product_id, price, currency from products.items"
+    ).fetchall() == [("SKU-000001", "59.99", "GBP")]
     for name in ("products", "orders"):
         assert reconciliation(connection, load()[name])["reconciles"].all()
 
 
 def test_a_csv_without_a_contract_column_is_quarantined_whole(landing, connection):
-    write(landing, "erasure/erasure_2026-11-01.csv", "request_id,requested_at\nER0000001,2026-11-01T10:00:00Z\n")
+    write(
+        landing,
+        "erasure/erasure_2026-11-01.csv",
+        "request_id,requested_at\nER0000001,2026-11-01T10:00:00Z\n",
+    )
     [result] = Loader(connection, landing).land_feed("erasure", progress=False).files
     assert result.status == "quarantined"
-    assert result.reason == "has a header without the column(s) subject; expected request_id, subject, requested_at"
+    assert (
+        result.reason
+        == "has a header without the column(s) subject; expected request_id, subject, requested_at"
+    )

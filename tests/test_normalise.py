@@ -43,7 +43,11 @@ def test_phone_to_e164(raw, region, e164):
     [
         ("07700 900123", "GB", "is not a valid phone number in GB"),
         ("12", "GB", "is not a valid phone number in GB"),
-        ("call me", "GB", "is not a phone number (The string supplied did not seem to be a phone number.)"),
+        (
+            "call me",
+            "GB",
+            "is not a phone number (The string supplied did not seem to be a phone number.)",
+        ),
         ("   ", "GB", "is empty"),
     ],
 )
@@ -65,7 +69,9 @@ def test_email_is_trimmed_and_lower_cased(raw, normal):
     assert normalise_email(raw) == normal
 
 
-@pytest.mark.parametrize("raw", ["john@@example.org", "john smith@example.org", "noemail@shop.invalid", "plainaddress"])
+@pytest.mark.parametrize(
+    "raw", ["john@@example.org", "john smith@example.org", "noemail@shop.invalid", "plainaddress"]
+)
 def test_email_rejects_bad_syntax(raw):
     with pytest.raises(InvalidValue, match="is not a valid email address"):
         normalise_email(raw)

@@ -21,12 +21,26 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TYPES = {"string", "integer", "decimal", "date", "timestamp", "json"}
 FORMATS = {"email", "phone", "reference"}
+REFERENCE_KINDS = ("email", "crm_id", "loyalty_id")
 FILE_FORMATS = {"csv", "jsonl", "parquet", "merchant_xml"}
 LINEAGE_COLUMNS = ("_source_file", "_row_number", "_load_id", "_loaded_at")
 
 
 class ContractError(ValueError):
     """feeds.yml itself is wrong: the message names the feed and the field."""
+
+
+KIND_WORDS = {
+    "email": "an email",
+    "crm_id": "a crm id (C + 7 digits)",
+    "loyalty_id": "a loyalty id (L + 8 digits)",
+}
+
+
+def reference_words(kinds: tuple[str, ...] | None) -> str:
+    """'an email, a crm id (C + 7 digits) or a loyalty id (L + 8 digits)' for the accepted kinds."""
+    words = [KIND_WORDS[k] for k in (kinds or REFERENCE_KINDS)]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,7 @@ class Column:
     pii: bool = False
     source: str | None = None  # XML element for merchant_xml feeds
     part: str | None = None  # amount | currency, for "19.99 GBP" values
+    kinds: tuple[str, ...] | None = None  # reference kinds accepted (default: all)
 
     @property
     def derived(self) -> tuple[str, ...]:
@@ -74,7 +89,7 @@ class Column:
         elif self.format == "email":
             rules.append("a valid email address")
         elif self.format == "reference":
-            rules.append("an email, a crm id or a loyalty id")
+            rules.append(reference_words(self.kinds))
         return "; ".join(rules)
 
 
@@ -151,6 +166,12 @@ def _column(feed: str, raw: dict) -> Column:
     values = dict(raw)
     if values.get("allowed") is not None:
         values["allowed"] = tuple(str(v) for v in values["allowed"])
+    if values.get("kinds") is not None:
+        values["kinds"] = tuple(values["kinds"])
+        if values.get("format") != "reference" or not set(values["kinds"]) <= set(REFERENCE_KINDS):
+            raise ContractError(
+                f"{where}: kinds go with format reference and are among {list(REFERENCE_KINDS)}"
+            )
     return Column(**values)
 
 
@@ -164,12 +185,16 @@ def parse(document: dict) -> Contracts:
                 raise ContractError(f"feeds.yml: feed {name!r}: key column {key!r} is not a column")
         for fmt in raw["formats"]:
             if fmt not in FILE_FORMATS:
-                raise ContractError(f"feeds.yml: feed {name!r}: format {fmt!r} is not one of {sorted(FILE_FORMATS)}")
+                raise ContractError(
+                    f"feeds.yml: feed {name!r}: format {fmt!r} is not one of {sorted(FILE_FORMATS)}"
+                )
         if raw["key_scope"] not in ("feed", "file"):
             raise ContractError(f"feeds.yml: feed {name!r}: key_scope must be 'feed' or 'file'")
         for c in columns:
             if c.format == "phone" and c.region_from not in names:
-                raise ContractError(f"feeds.yml: feed {name!r}, column {c.name!r}: region_from must name a column")
+                raise ContractError(
+                    f"feeds.yml: feed {name!r}, column {c.name!r}: region_from must name a column"
+                )
         feeds[name] = Feed(
             name=name,
             description=" ".join(raw["description"].split()),
@@ -208,7 +233,7 @@ def _derived_doc(column: Column, derived: str) -> str:
     if derived.endswith("_e164"):
         return f"{column.name} in E.164 form, parsed with the row's {column.region_from} (null when empty)."
     if derived.endswith("_type"):
-        return f"What {column.name} is: email, crm_id or loyalty_id (null when empty)."
+        return f"What {column.name} is: {', '.join(column.kinds or REFERENCE_KINDS)} (null when empty)."
     if column.format == "reference":
         return f"{column.name} trimmed; lower-cased when it is an email (null when empty)."
     return f"{column.name} trimmed and lower-cased, syntax checked (null when empty)."
@@ -220,7 +245,7 @@ def render_sources(feed: Feed) -> str:
     for c in feed.columns:
         entry: dict = {"name": c.name, "description": c.description, "data_type": "varchar"}
         if c.pii:
-            entry["meta"] = {"pii": True}
+            entry["config"] = {"meta": {"pii": True}}
         tests = []
         if c.required:
             tests.append("not_null")
@@ -230,22 +255,31 @@ def render_sources(feed: Feed) -> str:
             entry["data_tests"] = tests
         columns.append(entry)
         for d in c.derived:
-            derived_entry: dict = {"name": d, "description": _derived_doc(c, d), "data_type": "varchar"}
+            derived_entry: dict = {
+                "name": d,
+                "description": _derived_doc(c, d),
+                "data_type": "varchar",
+            }
             if c.pii and not d.endswith("_type"):
-                derived_entry["meta"] = {"pii": True}
+                derived_entry["config"] = {"meta": {"pii": True}}
             columns.append(derived_entry)
     for name, doc in LINEAGE_DOCS.items():
         dtype = {"_row_number": "bigint", "_loaded_at": "timestamp"}.get(name, "varchar")
-        columns.append({"name": name, "description": doc, "data_type": dtype, "data_tests": ["not_null"]})
+        columns.append(
+            {"name": name, "description": doc, "data_type": dtype, "data_tests": ["not_null"]}
+        )
     table: dict = {
         "name": feed.table,
         "description": f"{feed.description} Landed by the Dagster asset {feed.name}/{feed.table}; "
         f"every value is the text received. Key: {', '.join(feed.key)} (unique across "
         f"{'all files' if feed.key_scope == 'feed' else 'one file'}).",
+        "meta": {"timezone": feed.timezone},
         "columns": columns,
     }
     if feed.key_scope == "feed":
-        table["data_tests"] = [{"teal_unique_combination": {"arguments": {"columns": list(feed.key)}}}]
+        table["data_tests"] = [
+            {"teal_unique_combination": {"arguments": {"columns": list(feed.key)}}}
+        ]
     else:
         table["data_tests"] = [
             {"teal_unique_combination": {"arguments": {"columns": [*feed.key, "_source_file"]}}}
@@ -264,8 +298,36 @@ def render_sources(feed: Feed) -> str:
     return SOURCES_HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
 
 
+def render_timezone_macro(contracts: Contracts) -> str:
+    """A dbt macro that answers each feed's timezone, so dbt reads it from the contract too."""
+    zones = ", ".join(f"'{feed.name}': '{feed.timezone}'" for feed in contracts)
+    return (
+        "{#- Generated from orchestration/landing/feeds.yml by `make contracts`: edit that file, not this one.\n"
+        "    The zone of a feed's timestamps written without an offset. -#}\n"
+        "{% macro feed_timezone(feed) -%}\n"
+        f"    {{%- set zones = {{{zones}}} -%}}\n"
+        "    {%- if feed not in zones -%}\n"
+        '        {{ exceptions.raise_compiler_error("feed_timezone: no feed \'" ~ feed ~ "\' in feeds.yml") }}\n'
+        "    {%- endif -%}\n"
+        "    {{ return(zones[feed]) }}\n"
+        "{%- endmacro %}\n"
+    )
+
+
+TIMEZONE_MACRO = REPO_ROOT / "dbt_project" / "macros" / "feed_timezone.sql"
+
+
+def generated_files(contracts: Contracts) -> dict[Path, str]:
+    """Every file derived from the contracts, with the text it should hold (README aside)."""
+    files = {sources_path(feed): render_sources(feed) for feed in contracts}
+    files[TIMEZONE_MACRO] = render_timezone_macro(contracts)
+    return files
+
+
 def sources_path(feed: Feed) -> Path:
-    return REPO_ROOT / "dbt_project" / "models" / "staging" / feed.name / f"_{feed.name}__sources.yml"
+    return (
+        REPO_ROOT / "dbt_project" / "models" / "staging" / feed.name / f"_{feed.name}__sources.yml"
+    )
 
 
 def render_markdown(contracts: Contracts) -> str:
@@ -303,11 +365,11 @@ def _readme_with_section(readme: str, section: str) -> str:
 def outdated(contracts: Contracts | None = None) -> list[Path]:
     """Generated files that differ from what the contracts say."""
     contracts = contracts or load()
-    stale = []
-    for feed in contracts:
-        path = sources_path(feed)
-        if not path.exists() or path.read_text(encoding="utf-8") != render_sources(feed):
-            stale.append(path)
+    stale = [
+        path
+        for path, text in generated_files(contracts).items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
     readme = REPO_ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
     if _readme_with_section(text, render_markdown(contracts)) != text:
@@ -319,10 +381,9 @@ def sync(contracts: Contracts | None = None) -> list[Path]:
     """Rewrite the generated files; return the ones that changed."""
     contracts = contracts or load()
     changed = outdated(contracts)
-    for feed in contracts:
-        path = sources_path(feed)
+    for path, text in generated_files(contracts).items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_sources(feed), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     readme = REPO_ROOT / "README.md"
     readme.write_text(
         _readme_with_section(readme.read_text(encoding="utf-8"), render_markdown(contracts)),
@@ -340,7 +401,9 @@ def main(argv: list[str]) -> int:
     if command == "check":
         stale = outdated()
         for path in stale:
-            print(f"{path.relative_to(REPO_ROOT)} is out of date with feeds.yml: run `make contracts`")
+            print(
+                f"{path.relative_to(REPO_ROOT)} is out of date with feeds.yml: run `make contracts`"
+            )
         return 1 if stale else 0
     print(__doc__)
     return 2

@@ -27,7 +27,13 @@ import duckdb
 import pandas as pd
 from tqdm import tqdm
 
-from ml.normalise import classify_reference, normalise_email, normalise_phone, normalise_unique
+from ml.normalise import (
+    REFERENCE_KINDS,
+    classify_reference,
+    normalise_email,
+    normalise_phone,
+    normalise_unique,
+)
 
 from . import contracts as contracts_module
 from .contracts import Column, Contracts, Feed
@@ -159,13 +165,19 @@ def rule_checks(column: Column) -> list[str]:
     typed = None
     if column.type == "integer":
         typed = f"try_cast({v} as bigint)"
-        checks.append(f"case when {v} is not null and {typed} is null then {literal(name + ' ')} || {shown} || ' is not a whole number' end")
+        checks.append(
+            f"case when {v} is not null and {typed} is null then {literal(name + ' ')} || {shown} || ' is not a whole number' end"
+        )
     elif column.type == "decimal":
         typed = f"try_cast({v} as decimal(18, 4))"
-        checks.append(f"case when {v} is not null and {typed} is null then {literal(name + ' ')} || {shown} || ' is not a decimal number' end")
+        checks.append(
+            f"case when {v} is not null and {typed} is null then {literal(name + ' ')} || {shown} || ' is not a decimal number' end"
+        )
     elif column.type == "date":
         typed = f"(case when regexp_full_match({v}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') then try_strptime({v}, '%Y-%m-%d')::date end)"
-        checks.append(f"case when {v} is not null and {typed} is null then {literal(name + ' ')} || {shown} || ' is not a valid date (expected YYYY-MM-DD)' end")
+        checks.append(
+            f"case when {v} is not null and {typed} is null then {literal(name + ' ')} || {shown} || ' is not a valid date (expected YYYY-MM-DD)' end"
+        )
     elif column.type == "timestamp":
         pattern = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?"
         typed = f"(case when regexp_full_match({v}, {literal(pattern)}) then try_cast({v} as timestamptz) end)"
@@ -236,7 +248,9 @@ def ensure_tables(connection: duckdb.DuckDBPyConnection, contracts: Contracts) -
         }
         for name in feed.column_names + feed.derived_columns:
             if name not in existing:
-                connection.execute(f"alter table {ident(feed.name)}.{ident(feed.table)} add column {ident(name)} varchar")
+                connection.execute(
+                    f"alter table {ident(feed.name)}.{ident(feed.table)} add column {ident(name)} varchar"
+                )
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -259,12 +273,20 @@ def add_normalised_columns(feed: Feed, frame: pd.DataFrame) -> pd.DataFrame:
             collect(column, values, errors)
         elif column.format == "phone":
             regions = frame[column.region_from].tolist()
-            pairs = [(v, r) if v is not None and str(v).strip() else None for v, r in zip(values, regions, strict=True)]
-            normal, errors = normalise_unique(pairs, lambda pair: normalise_phone(pair[0], (pair[1] or "").strip()))
+            pairs = [
+                (v, r) if v is not None and str(v).strip() else None
+                for v, r in zip(values, regions, strict=True)
+            ]
+            normal, errors = normalise_unique(
+                pairs, lambda pair: normalise_phone(pair[0], (pair[1] or "").strip())
+            )
             frame[f"{column.name}_e164"] = normal
             collect(column, values, errors)
         elif column.format == "reference":
-            normal, errors = normalise_unique(values, classify_reference)
+            kinds = column.kinds or REFERENCE_KINDS
+            normal, errors = normalise_unique(
+                values, lambda value, kinds=kinds: classify_reference(value, kinds)
+            )
             frame[f"{column.name}_normalised"] = [n[0] if n else None for n in normal]
             frame[f"{column.name}_type"] = [n[1] if n else None for n in normal]
             collect(column, values, errors)
@@ -305,17 +327,26 @@ def feed_files(landing: Path, feed: Feed) -> Iterator[tuple[Path, str | None]]:
 class Loader:
     """Lands files of the contracted feeds into one DuckDB database."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, landing: Path, contracts: Contracts | None = None):
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        landing: Path,
+        contracts: Contracts | None = None,
+    ):
         self.connection = connection
         self.landing = Path(landing)
         self.contracts = contracts or contracts_module.load()
         ensure_tables(connection, self.contracts)
 
-    def land_feed(self, feed_name: str, load_id: str | None = None, progress: bool = True) -> FeedReport:
+    def land_feed(
+        self, feed_name: str, load_id: str | None = None, progress: bool = True
+    ) -> FeedReport:
         feed = self.contracts[feed_name]
         report = FeedReport(feed.name, load_id or new_load_id())
         files = list(feed_files(self.landing, feed))
-        for path, file_format in tqdm(files, desc=f"landing {feed.name}", unit="file", disable=not progress or not files):
+        for path, file_format in tqdm(
+            files, desc=f"landing {feed.name}", unit="file", disable=not progress or not files
+        ):
             result = self.land_file(feed, path, file_format, report.load_id)
             if result is not None:
                 report.files.append(result)
@@ -327,7 +358,9 @@ class Loader:
 
     # -- one file
 
-    def land_file(self, feed: Feed, path: Path, file_format: str | None, load_id: str) -> FileResult | None:
+    def land_file(
+        self, feed: Feed, path: Path, file_format: str | None, load_id: str
+    ) -> FileResult | None:
         """Land one file; None when the ledger has already seen this file with this content."""
         relative = path.relative_to(self.landing).as_posix()
         checksum = sha256(path)
@@ -345,8 +378,17 @@ class Loader:
                 result.reason = f"same content as {seen[0][0]}, already landed"
             elif file_format is None:
                 patterns = ", ".join(feed.formats.values())
-                self._quarantine_file(feed, relative, load_id, f"is not a file this feed takes (expected {patterns})", path)
-                result.status, result.reason = STATUS_QUARANTINED, f"file name does not match {patterns}"
+                self._quarantine_file(
+                    feed,
+                    relative,
+                    load_id,
+                    f"is not a file this feed takes (expected {patterns})",
+                    path,
+                )
+                result.status, result.reason = (
+                    STATUS_QUARANTINED,
+                    f"file name does not match {patterns}",
+                )
             else:
                 try:
                     parsed = read_file(path, feed, file_format)
@@ -362,23 +404,46 @@ class Loader:
             raise
         return result
 
-    def _quarantine_file(self, feed: Feed, relative: str, load_id: str, reason: str, path: Path) -> None:
+    def _quarantine_file(
+        self, feed: Feed, relative: str, load_id: str, reason: str, path: Path
+    ) -> None:
         head = path.read_bytes()[:500].decode("utf-8", "backslashreplace")
         self.connection.execute(
             "insert into landing.quarantine values (?, ?, ?, null, ?, ?, ?, now()::timestamp)",
-            [load_id, feed.name, relative, f"the whole file {reason}", head, f"{relative}: the whole file {reason}"],
-        )
-
-    def _record(self, result: FileResult, checksum: str, size: int, file_format: str | None, load_id: str) -> None:
-        self.connection.execute(
-            "insert into landing.files values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
             [
-                load_id, result.feed, result.file, checksum, size, file_format, result.status, result.reason,
-                result.rows_read, result.rows_loaded, result.rows_quarantined, result.rows_duplicate,
+                load_id,
+                feed.name,
+                relative,
+                f"the whole file {reason}",
+                head,
+                f"{relative}: the whole file {reason}",
             ],
         )
 
-    def _land_rows(self, feed: Feed, relative: str, parsed: ParsedFile, load_id: str, result: FileResult) -> None:
+    def _record(
+        self, result: FileResult, checksum: str, size: int, file_format: str | None, load_id: str
+    ) -> None:
+        self.connection.execute(
+            "insert into landing.files values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
+            [
+                load_id,
+                result.feed,
+                result.file,
+                checksum,
+                size,
+                file_format,
+                result.status,
+                result.reason,
+                result.rows_read,
+                result.rows_loaded,
+                result.rows_quarantined,
+                result.rows_duplicate,
+            ],
+        )
+
+    def _land_rows(
+        self, feed: Feed, relative: str, parsed: ParsedFile, load_id: str, result: FileResult
+    ) -> None:
         connection = self.connection
         frame = add_normalised_columns(feed, parsed.frame)
         connection.register("landing_batch", frame)
@@ -394,7 +459,10 @@ class Loader:
         partition = ", ".join(f"trim(cast({ident(k)} as varchar))" for k in key_columns)
         target = f"{ident(feed.name)}.{ident(feed.table)}"
         if feed.key_scope == "feed":
-            join = " and ".join(f"trim(landed.{ident(k)}) = trim(cast(ranked.{ident(k)} as varchar))" for k in key_columns)
+            join = " and ".join(
+                f"trim(landed.{ident(k)}) = trim(cast(ranked.{ident(k)} as varchar))"
+                for k in key_columns
+            )
             seen_before = f"exists (select 1 from {target} as landed where {join})"
         else:
             seen_before = "false"
@@ -411,7 +479,9 @@ class Loader:
             """
         )
         values = [
-            f"nullif(cast({ident(n)} as varchar), '')" if n in feed.column_names else f"cast({ident(n)} as varchar)"
+            f"nullif(cast({ident(n)} as varchar), '')"
+            if n in feed.column_names
+            else f"cast({ident(n)} as varchar)"
             for n in feed.column_names + feed.derived_columns
         ]
         loaded_at = "now()::timestamp"
@@ -419,7 +489,9 @@ class Loader:
             f"insert into {target} select {', '.join(values)}, {literal(relative)}, _row_number, "
             f"{literal(load_id)}, {loaded_at} from landing_ranked where not _is_duplicate order by _row_number"
         )
-        key_text = " || ', ' || ".join(f"{literal(k + '=')} || coalesce(cast({ident(k)} as varchar), '')" for k in key_columns)
+        key_text = " || ', ' || ".join(
+            f"{literal(k + '=')} || coalesce(cast({ident(k)} as varchar), '')" for k in key_columns
+        )
         connection.execute(
             f"insert into landing.duplicates select {literal(load_id)}, {literal(feed.name)}, {literal(relative)}, "
             f"_row_number, {key_text}, {loaded_at} from landing_ranked where _is_duplicate"
@@ -432,7 +504,9 @@ class Loader:
         quarantine += [(number, reason, parsed.raw_text(number)) for number, reason in rejected]
         if quarantine:
             rows = pd.DataFrame(quarantine, columns=["row_number", "reason", "raw_text"])
-            rows["message"] = relative + " row " + rows["row_number"].astype(str) + ": " + rows["reason"]
+            rows["message"] = (
+                relative + " row " + rows["row_number"].astype(str) + ": " + rows["reason"]
+            )
             connection.register("landing_rejects", rows)
             try:
                 connection.execute(
@@ -503,9 +577,15 @@ def reconciliation(connection: duckdb.DuckDBPyConnection, feed: Feed) -> pd.Data
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Land the files in data/landing/ into the warehouse.")
-    parser.add_argument("--landing", type=Path, default=contracts_module.REPO_ROOT / "data" / "landing")
-    parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: $TEAL_WAREHOUSE)")
+    parser = argparse.ArgumentParser(
+        description="Land the files in data/landing/ into the warehouse."
+    )
+    parser.add_argument(
+        "--landing", type=Path, default=contracts_module.REPO_ROOT / "data" / "landing"
+    )
+    parser.add_argument(
+        "--warehouse", type=Path, default=None, help="DuckDB file (default: $TEAL_WAREHOUSE)"
+    )
     parser.add_argument("--feed", action="append", help="land only this feed (repeatable)")
     args = parser.parse_args(argv)
     from orchestration.settings import warehouse_path

@@ -101,7 +101,11 @@ def read_csv(path: Path, feed: Feed) -> ParsedFile:
             text_line_numbers.append(number)
         except UnicodeDecodeError as exc:
             rejects.append(
-                Reject(number, f"line {_utf8_problem(raw, exc)}", raw.decode("utf-8", "backslashreplace"))
+                Reject(
+                    number,
+                    f"line {_utf8_problem(raw, exc)}",
+                    raw.decode("utf-8", "backslashreplace"),
+                )
             )
 
     records: list[list[str | None]] = []
@@ -116,7 +120,11 @@ def read_csv(path: Path, feed: Feed) -> ParsedFile:
         rows_read += 1
         if len(values) != width:
             rejects.append(
-                Reject(number, f"has {len(values)} fields, expected {width} as in the header", texts[consumed - 1])
+                Reject(
+                    number,
+                    f"has {len(values)} fields, expected {width} as in the header",
+                    texts[consumed - 1],
+                )
             )
             continue
         records.append([values[p] for p in positions])
@@ -155,16 +163,28 @@ def read_jsonl(path: Path, feed: Feed) -> ParsedFile:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            rejects.append(Reject(number, f"line {_utf8_problem(raw, exc)}", raw.decode("utf-8", "backslashreplace")))
+            rejects.append(
+                Reject(
+                    number,
+                    f"line {_utf8_problem(raw, exc)}",
+                    raw.decode("utf-8", "backslashreplace"),
+                )
+            )
             continue
         try:
             document = json.loads(text)
         except json.JSONDecodeError as exc:
-            rejects.append(Reject(number, f"line is not valid JSON ({exc.msg} at column {exc.colno})", _clip(text)))
+            rejects.append(
+                Reject(
+                    number, f"line is not valid JSON ({exc.msg} at column {exc.colno})", _clip(text)
+                )
+            )
             continue
         if not isinstance(document, dict):
             kind = type(document).__name__.replace("list", "array").replace("dict", "object")
-            rejects.append(Reject(number, f"line is a JSON {kind}, expected an object", _clip(text)))
+            rejects.append(
+                Reject(number, f"line is a JSON {kind}, expected an object", _clip(text))
+            )
             continue
         records.append([_as_text(document.get(n), j) for n, j in zip(names, is_json, strict=True)])
         row_numbers.append(number)

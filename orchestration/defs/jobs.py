@@ -1,0 +1,71 @@
+"""The job that refreshes everything, its daily schedule, and the new-files sensor."""
+
+import hashlib
+import json
+
+import dagster as dg
+
+from orchestration.landing import contracts
+from orchestration.settings import landing_path
+
+refresh_all = dg.define_asset_job(
+    name="refresh_all",
+    selection=dg.AssetSelection.all(),
+    description="Land every feed, build and test every dbt model, validate every batch.",
+    # One process: DuckDB allows a single writer, and landing and dbt take turns.
+    executor_def=dg.in_process_executor,
+)
+
+daily_refresh = dg.ScheduleDefinition(
+    name="daily_refresh",
+    job=refresh_all,
+    cron_schedule="0 6 * * *",
+    execution_timezone="Europe/London",
+    description="Every morning at 06:00 London time.",
+)
+
+
+def landing_fingerprint() -> dict[str, list[int]]:
+    """Every file under the feeds' folders, with its size and modification time."""
+    root = landing_path()
+    listing: dict[str, list[int]] = {}
+    for feed in contracts.load():
+        folder = root / feed.name
+        if not folder.is_dir():
+            continue
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                stat = path.stat()
+                listing[path.relative_to(root).as_posix()] = [stat.st_size, stat.st_mtime_ns]
+    return listing
+
+
+@dg.sensor(
+    name="new_landing_files",
+    job=refresh_all,
+    minimum_interval_seconds=60,
+    description="Starts refresh_all when files appear in (or change under) data/landing/.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def new_landing_files(context: dg.SensorEvaluationContext):
+    """Request a run when the landing folder holds files the last evaluation had not seen."""
+    previous: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
+    current = landing_fingerprint()
+    new = sorted(path for path, stamp in current.items() if previous.get(path) != stamp)
+    if not new:
+        return dg.SkipReason(f"no new files among {len(current)} in {landing_path()}")
+    run_key = hashlib.sha256(
+        json.dumps({p: current[p] for p in new}, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=run_key,
+                tags={"teal/new_files": str(len(new)), "teal/first_new_file": new[0]},
+            )
+        ],
+        cursor=json.dumps(current, sort_keys=True),
+    )
+
+
+defs = dg.Definitions(jobs=[refresh_all], schedules=[daily_refresh], sensors=[new_landing_files])

@@ -1,0 +1,85 @@
+"""dbt models as Dagster assets: sources meet the landing assets by key, tests become checks."""
+
+import json
+import subprocess
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from orchestration.defs.resources import dbt_project
+from orchestration.settings import DBT_EXECUTABLE, reports_path
+
+
+def ensure_manifest() -> None:
+    """Parse the dbt project when no manifest exists yet (fresh clone, first test run)."""
+    if dbt_project.manifest_path.exists():
+        return
+    subprocess.run(
+        [DBT_EXECUTABLE, "parse", "--quiet", "--profiles-dir", str(dbt_project.profiles_dir)],
+        cwd=dbt_project.project_dir,
+        check=True,
+    )
+
+
+class TealTranslator(DagsterDbtTranslator):
+    """Group dbt models by their folder under models/ (staging, intermediate, marts)."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return "landing"
+        fqn = dbt_resource_props.get("fqn", [])
+        return fqn[1] if len(fqn) > 2 else "dbt"
+
+
+dbt_project.prepare_if_dev()
+ensure_manifest()
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TealTranslator()
+)
+def teal_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """Build and test every dbt model; dbt tests report as asset checks."""
+    invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+    yield from invocation.stream()
+    results = invocation.get_artifact("run_results.json")
+    summary = summarise_run_results(results)
+    path = reports_path() / "dbt_build.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    context.log.info(f"dbt build: {summary['counts']}")
+    if not invocation.is_successful():
+        failed = [r["unique_id"] for r in summary["failures"]]
+        raise dg.Failure(
+            description=f"dbt build failed: {', '.join(failed[:10])}",
+            metadata={"failures": dg.MetadataValue.json(summary["failures"])},
+        )
+
+
+def summarise_run_results(results: Mapping[str, Any]) -> dict[str, Any]:
+    """Counts of built models and passed tests from dbt's run_results.json."""
+    counts: dict[str, dict[str, int]] = {}
+    failures = []
+    for result in results.get("results", []):
+        kind = result["unique_id"].split(".")[0]
+        status = result["status"]
+        counts.setdefault(kind, {}).setdefault(status, 0)
+        counts[kind][status] += 1
+        if status in ("error", "fail"):
+            failures.append(
+                {
+                    "unique_id": result["unique_id"],
+                    "status": status,
+                    "message": result.get("message"),
+                }
+            )
+    return {
+        "generated_at": results.get("metadata", {}).get("generated_at"),
+        "counts": counts,
+        "failures": failures,
+    }
+
+
+defs = dg.Definitions(assets=[teal_dbt_models])

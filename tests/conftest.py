@@ -1,0 +1,14 @@
+"""Shared fixtures: a generated sample, and a warehouse the whole pipeline has run on once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Telemetry off and the warehouse pointed somewhere harmless before anything imports the tools.
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DBT_PROFILES_DIR", str(REPO_ROOT / "dbt_project"))
+os.environ.setdefault("TEAL_WAREHOUSE", str(REPO_ROOT / "data" / "test-unused.duckdb"))

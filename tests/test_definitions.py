@@ -1,0 +1,97 @@
+"""The Dagster code location loads, and every job, schedule, sensor and check is wired."""
+
+import json
+import os
+
+import dagster as dg
+
+from orchestration.definitions import defs
+from orchestration.landing import contracts
+
+FEED_KEYS = {dg.AssetKey([feed.name, feed.table]) for feed in contracts.load()}
+
+
+def test_definitions_load_with_the_whole_graph():
+    repository = defs.get_repository_def()
+    keys = set(repository.asset_graph.get_all_asset_keys())
+    assert keys >= FEED_KEYS
+    staging = {key for key in keys if key.path[0] == "staging"}
+    assert {key.path[-1] for key in staging} == {
+        "stg_crm__customers",
+        "stg_orders__order_lines",
+        "stg_clickstream__events",
+        "stg_products__products",
+        "stg_consent__events",
+        "stg_erasure__requests",
+    }
+    # every staging model reads the landing asset that feeds it
+    graph = repository.asset_graph
+    for feed in contracts.load():
+        children = {
+            key.path[-1] for key in graph.get(dg.AssetKey([feed.name, feed.table])).child_keys
+        }
+        assert any(child.startswith(f"stg_{feed.name}__") for child in children), feed.name
+    # every asset has a description and a group
+    for key in keys:
+        node = graph.get(key)
+        assert node.description, key
+        assert node.group_name in {"landing", "staging"}, key
+
+
+def test_landing_assets_carry_their_three_checks():
+    check_keys = set(defs.get_repository_def().asset_graph.asset_check_keys)
+    for key in FEED_KEYS:
+        names = {check.name for check in check_keys if check.asset_key == key}
+        assert {"reconciles", "great_expectations", "nothing_quarantined"} <= names
+
+
+def test_job_schedule_and_sensor():
+    job = defs.resolve_job_def("refresh_all")
+    assert job.executor_def.name == "in_process"
+    schedule = defs.resolve_schedule_def("daily_refresh")
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
+        "0 6 * * *",
+        "Europe/London",
+        "refresh_all",
+    )
+    sensor = defs.resolve_sensor_def("new_landing_files")
+    assert sensor.job_name == "refresh_all"
+
+
+def test_sensor_requests_a_run_only_for_new_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEAL_LANDING", str(tmp_path))
+    sensor = defs.resolve_sensor_def("new_landing_files")
+    with dg.instance_for_test() as instance:
+        empty = sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(empty, dg.SkipReason)
+
+        (tmp_path / "orders").mkdir()
+        (tmp_path / "orders" / "web_2026-11-01.csv").write_text("order_id\n")
+        first = sensor(dg.build_sensor_context(instance=instance))
+        assert len(first.run_requests) == 1
+        assert first.run_requests[0].tags["teal/first_new_file"] == "orders/web_2026-11-01.csv"
+
+        again = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        assert isinstance(again, dg.SkipReason)
+
+        (tmp_path / "orders" / "web_2026-11-02.csv").write_text("order_id\n")
+        (tmp_path / "notes").mkdir()
+        (tmp_path / "notes" / "readme.txt").write_text("not a feed folder")
+        second = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        assert second.run_requests[0].tags == {
+            "teal/new_files": "1",
+            "teal/first_new_file": "orders/web_2026-11-02.csv",
+        }
+        assert set(json.loads(second.cursor)) == {
+            "orders/web_2026-11-01.csv",
+            "orders/web_2026-11-02.csv",
+        }
+
+
+def test_dagster_home_config_turns_telemetry_off():
+    import yaml
+
+    path = os.path.join(os.path.dirname(__file__), "..", "orchestration", "dagster.yaml")
+    with open(path) as handle:
+        config = yaml.safe_load(handle)
+    assert config == {"telemetry": {"enabled": False}}
