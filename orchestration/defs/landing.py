@@ -10,7 +10,7 @@ import pandas as pd
 
 from orchestration.landing import contracts
 from orchestration.landing.contracts import Feed
-from orchestration.landing.loader import FeedReport, Loader, ident, reconciliation
+from orchestration.landing.loader import FeedReport, Loader, ident, landed_batch, reconciliation
 from orchestration.settings import landing_path, quiet_telemetry
 
 quiet_telemetry()
@@ -170,9 +170,7 @@ def _expectations_result(
 ) -> dg.AssetCheckResult:
     from expectations.validate import validate_batch
 
-    batch = connection.execute(
-        f"select * from {ident(feed.name)}.{ident(feed.table)} where _load_id = ?", [report.load_id]
-    ).df()
+    batch, total = landed_batch(connection, feed, report.load_id)
     if batch.empty:
         return dg.AssetCheckResult(
             asset_key=key,
@@ -194,21 +192,20 @@ def _expectations_result(
             result.warnings,
         ],
     )
-    failed = [r for r in result.results if not r.success and r.severity == "error"]
-    warned = [r for r in result.results if not r.success and r.severity != "error"]
     return dg.AssetCheckResult(
         asset_key=key,
         check_name=CHECK_EXPECTATIONS,
         passed=result.success,
         metadata={
             "rows_validated": len(batch),
+            "rows_in_batch": total,
             "expectations_evaluated": result.evaluated,
             "expectations_successful": result.successful,
             "failed": dg.MetadataValue.md(
-                "\n".join(f"- {r.describe()}" for r in failed) or "(none)"
+                "\n".join(f"- {r.describe()}" for r in result.failures) or "(none)"
             ),
             "warnings": dg.MetadataValue.md(
-                "\n".join(f"- {r.describe()}" for r in warned) or "(none)"
+                "\n".join(f"- {r.describe()}" for r in result.flagged) or "(none)"
             ),
             "data_docs": dg.MetadataValue.path(str(result.data_docs_index))
             if result.data_docs_index

@@ -533,6 +533,37 @@ class Loader:
         connection.execute("drop table landing_checked; drop table landing_ranked")
 
 
+# --------------------------------------------------------------------------- batches
+
+VALIDATION_SAMPLE_ROWS = 250_000
+
+
+def landed_batch(
+    connection: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    load_id: str,
+    limit: int = VALIDATION_SAMPLE_ROWS,
+) -> tuple[pd.DataFrame, int]:
+    """The rows one load landed for a feed, as a DataFrame, and how many there are in all.
+
+    Above `limit` rows a repeatable random sample of `limit` rows is returned, so validating
+    a first load of millions of events stays within memory.
+    """
+    target = f"{ident(feed.name)}.{ident(feed.table)}"
+    total = connection.execute(
+        f"select count(*) from {target} where _load_id = ?", [load_id]
+    ).fetchone()[0]
+    if total <= limit:
+        frame = connection.execute(f"select * from {target} where _load_id = ?", [load_id]).df()
+    else:
+        frame = connection.execute(
+            f"select * from (select * from {target} where _load_id = ?) "
+            f"using sample reservoir({int(limit)} rows) repeatable (42)",
+            [load_id],
+        ).df()
+    return frame, total
+
+
 # --------------------------------------------------------------------------- reconciliation
 
 

@@ -1,0 +1,445 @@
+"""Orders feed: order lines from the web shop (CSV) and the store tills (Parquet).
+
+Files: monthly `orders/orders_YYYY-MM.csv` (web and store) for the two years up to the CRM full
+export, then per day `web_YYYY-MM-DD.csv` and `store_YYYY-MM-DD.parquet` (every column a string).
+
+Who ordered (`customer_ref`): web orders carry the crm id of a logged-in customer (sometimes the
+id of their duplicate record) or, for guest checkouts, an e-mail typed in any case with spaces;
+store orders carry the loyalty card number or nothing (anonymous till sale). Web orders are
+stamped in UTC (+00:00), tills in local time with the local offset. Deliberate mess: a few web
+orders re-sent in the next day's file, and malformed extra rows about fresh order ids O9xxxxxxxx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ml.synthetic import columns as col
+from ml.synthetic import vocab
+from ml.synthetic.columns import DAY
+from ml.synthetic.context import GHOSTS, ORDERS, Context
+from ml.synthetic.crm import Records, messy_emails
+from ml.synthetic.people import People
+from ml.synthetic.products import Catalogue
+from ml.synthetic.writers import BadRow, Landing, allocate, spread
+
+FEED = "orders"
+COLUMNS = (
+    "order_id",
+    "line_number",
+    "customer_ref",
+    "ordered_at",
+    "channel",
+    "store_id",
+    "sku",
+    "quantity",
+    "unit_price",
+    "discount",
+    "currency",
+    "status",
+)
+STATUS = ("completed", "refunded", "cancelled")
+CURRENCIES = ("GBP", "EUR", "USD")
+ZONES = ("Europe/London", "Europe/Paris", "America/New_York")
+REF_NONE, REF_CRM, REF_EMAIL, REF_LOYALTY = range(4)
+
+
+@dataclass
+class Orders:
+    person: np.ndarray  # -1 for anonymous till sales
+    web: np.ndarray  # bool
+    utc: np.ndarray  # epoch seconds
+    local: np.ndarray  # wall clock written in ordered_at
+    offset: np.ndarray  # seconds
+    number: np.ndarray  # O#########
+    store: np.ndarray  # -1 for web
+    currency: np.ndarray
+    status: np.ndarray
+    ref_kind: np.ndarray
+    ref_record: np.ndarray  # CRM record whose crm id / loyalty card is used
+    ref_email: list[str | None]
+    line_start: np.ndarray  # first line of each order in the line arrays
+    line_count: np.ndarray
+    # lines
+    line_order: np.ndarray
+    line_number: np.ndarray
+    sku: np.ndarray  # index into the catalogue
+    quantity: np.ndarray
+    unit_price: np.ndarray  # cents
+    discount: np.ndarray  # cents, -1 none
+
+
+def make_stores(ctx: Context) -> np.ndarray:
+    """Country index of stores S001, S002, ...: at least one per country, most in GB."""
+    rng = ctx.rng(ORDERS, 1)
+    count = max(len(vocab.COUNTRIES) + 1, round(12 * (ctx.customers / 5000) ** 0.3))
+    extra = rng.choice(
+        len(vocab.COUNTRIES), size=count - len(vocab.COUNTRIES), p=vocab.COUNTRY_WEIGHTS
+    )
+    return np.concatenate([np.arange(len(vocab.COUNTRIES)), extra])
+
+
+def make_orders(
+    ctx: Context, people: People, rec: Records, cat: Catalogue, stores: np.ndarray
+) -> Orders:
+    rng = ctx.rng(ORDERS, 2)
+    start, end = ctx.history_start_secs, ctx.end_secs
+    n = people.n
+    zone_of_country = np.array([ZONES.index(vocab.TIMEZONE[c]) for c in vocab.COUNTRIES])
+    currency_of_country = np.array([CURRENCIES.index(vocab.CURRENCY[c]) for c in vocab.COUNTRIES])
+
+    # ---- orders per person: skewed activity, nothing before the customer existed
+    first_possible = np.maximum(start, people.created + 2 * 3600)
+    active = np.clip((end - first_possible) / (end - start), 0, 1)
+    buyer = rng.random(n) < 0.85
+    counts = rng.poisson(3.0 * people.activity * active * buyer)
+    person = np.repeat(np.arange(n), counts)
+    m = len(person)
+    t = first_possible[person] + (rng.random(m) * (end - first_possible[person])).astype(np.int64)
+    p_web = rng.beta(2, 2, size=n) * np.where(people.has_account, 1.0, 0.5)
+    web = rng.random(m) < p_web[person]
+
+    # store orders: the person's home store (or another in the country), local opening hours
+    by_country = [np.flatnonzero(stores == c) for c in range(len(vocab.COUNTRIES))]
+    home = np.zeros(n, np.int64)
+    other = np.zeros(m, np.int64)
+    for c, options in enumerate(by_country):
+        mine = np.flatnonzero(people.country == c)
+        home[mine] = options[(rng.random(len(mine)) * len(options)).astype(np.int64)]
+        mine = np.flatnonzero(people.country[person] == c)
+        other[mine] = options[(rng.random(len(mine)) * len(options)).astype(np.int64)]
+    store = np.where(web, -1, np.where(rng.random(m) < 0.8, home[person], other))
+
+    # anonymous till sales
+    n_anon = int(0.4 * np.count_nonzero(~web))
+    anon_store = rng.integers(0, len(stores), size=n_anon)
+    anon_t = start + (rng.random(n_anon) * (end - start)).astype(np.int64)
+
+    person = np.concatenate([person, np.full(n_anon, -1)])
+    web = np.concatenate([web, np.zeros(n_anon, bool)])
+    store = np.concatenate([store, anon_store]).astype(np.int64)
+    t = np.concatenate([t, anon_t])
+    total = len(person)
+
+    # times: web any hour (evening peak) in UTC; tills 09:00-20:00 local
+    day = t // DAY
+    web_tod = (rng.beta(5, 2.5, size=total) * DAY).astype(np.int64)
+    till_tod = rng.integers(9 * 3600, 20 * 3600, size=total)
+    zone = np.where(web, 0, zone_of_country[stores[np.maximum(store, 0)]])
+    utc = np.where(web, day * DAY + web_tod, 0)
+    local = np.where(web, utc, day * DAY + till_tod)
+    offset = np.zeros(total, np.int64)
+    for z, name in enumerate(ZONES):
+        idx = np.flatnonzero(~web & (zone == z))
+        utc[idx] = col.local_to_utc(local[idx], name)
+        offset[idx] = local[idx] - utc[idx]
+    # nothing before the customer existed, nothing after the end, nothing before the history
+    known = person >= 0
+    created = np.where(known, people.created[np.maximum(person, 0)], 0)
+    keep = (utc < end) & (local >= start) & (~known | (utc >= created + 2 * 3600))
+    idx = np.flatnonzero(keep)
+    idx = idx[np.argsort(utc[idx], kind="stable")]
+    person, web, store, utc, local, offset = (
+        a[idx] for a in (person, web, store, utc, local, offset)
+    )
+    total = len(idx)
+    known = person >= 0
+    safe_person = np.maximum(person, 0)
+
+    currency = np.where(
+        web,
+        currency_of_country[people.country[safe_person]],
+        currency_of_country[stores[np.maximum(store, 0)]],
+    )
+    status = np.where(
+        web,
+        rng.choice(3, size=total, p=[0.93, 0.045, 0.025]),
+        rng.choice(3, size=total, p=[0.96, 0.04, 0.0]),
+    )
+
+    # ---- customer_ref
+    ref_kind = np.full(total, REF_NONE)
+    ref_record = np.full(total, -1, dtype=np.int64)
+    ref_email: list[str | None] = [None] * total
+    dup = np.where(known, rec.dup_of[safe_person], -1)
+    dup_created = np.where(dup >= 0, rec.created[np.maximum(dup, 0)], np.iinfo(np.int64).max)
+    account = known & people.has_account[safe_person]
+    logged_in = web & account
+    ref_kind[logged_in] = REF_CRM
+    use_dup = logged_in & (dup >= 0) & (utc >= dup_created + 2 * 3600) & (rng.random(total) < 0.3)
+    ref_record[logged_in] = np.where(use_dup, dup, safe_person)[logged_in]
+    guest = web & known & ~account
+    ref_kind[guest] = REF_EMAIL
+    choose_dup_email = rng.random(total) < 0.3
+    for k in np.flatnonzero(guest).tolist():
+        p = int(person[k])
+        d = int(dup[k])
+        ref_email[k] = rec.email[d] if d >= 0 and choose_dup_email[k] else rec.email[p]
+    # till: the loyalty card of the original or of the duplicate record, when shown
+    till = ~web & known
+    orig_card = np.where(till, rec.loyalty_since[safe_person], -1)
+    orig_ok = (orig_card >= 0) & (utc >= orig_card + 2 * 3600)
+    dup_card = np.where(till & (dup >= 0), rec.loyalty_since[np.maximum(dup, 0)], -1)
+    dup_ok = (dup_card >= 0) & (utc >= dup_card + 2 * 3600)
+    prefer_dup = dup_ok & (~orig_ok | (rng.random(total) < 0.5))
+    shown = rng.random(total) < 0.85
+    card_record = np.where(prefer_dup, dup, np.where(orig_ok, safe_person, -1))
+    use_card = till & shown & (card_record >= 0)
+    ref_kind[use_card] = REF_LOYALTY
+    ref_record[use_card] = card_record[use_card]
+
+    # ---- lines
+    count = np.minimum(rng.geometric(0.5, size=total), 6)
+    line_start = np.cumsum(count) - count
+    n_lines = int(count.sum())
+    line_order = np.repeat(np.arange(total), count)
+    line_number = np.arange(n_lines) - line_start[line_order] + 1
+    sku = rng.choice(cat.base, size=n_lines, p=cat.popularity)
+    quantity = rng.choice(np.arange(1, 7), size=n_lines, p=[0.78, 0.15, 0.04, 0.015, 0.01, 0.005])
+    price_tables = np.stack([cat.price_in(c) for c in CURRENCIES])
+    unit_price = price_tables[currency[line_order], sku]
+    discounted = rng.random(n_lines) < 0.12
+    rate = rng.choice([0.10, 0.15, 0.20, 0.25], size=n_lines)
+    discount = np.where(discounted, np.round(unit_price * quantity * rate).astype(np.int64), -1)
+
+    number = 100_000_000 + np.cumsum(rng.integers(1, 4, size=total))
+    return Orders(
+        person=person,
+        web=web,
+        utc=utc,
+        local=local,
+        offset=offset,
+        number=number,
+        store=np.where(web, -1, store),
+        currency=currency,
+        status=status,
+        ref_kind=ref_kind,
+        ref_record=ref_record,
+        ref_email=ref_email,
+        line_start=line_start,
+        line_count=count,
+        line_order=line_order,
+        line_number=line_number,
+        sku=sku,
+        quantity=quantity,
+        unit_price=unit_price,
+        discount=discount,
+    )
+
+
+def _refs(ctx: Context, orders: Orders, rec: Records) -> pa.Array:
+    """customer_ref per order (null when anonymous)."""
+    rng = ctx.rng(ORDERS, 3)
+    r = np.maximum(orders.ref_record, 0)
+    crm = col.ids("C", rec.crm_num[r], 7)
+    loyalty = col.ids("L", np.maximum(rec.loyalty_num[r], 0), 8)
+    # guest e-mails as typed at checkout: often capitals or stray spaces
+    email = messy_emails(col.strings([e or "" for e in orders.ref_email]), rng, 0.6)
+    kind = pa.array(orders.ref_kind)
+    return pc.choose(kind, pa.nulls(len(r), pa.string()), crm, email, loyalty)
+
+
+def _columns(
+    orders: Orders, refs: pa.Array, cat_skus: pa.Array, lines: np.ndarray
+) -> list[pa.Array]:
+    o = orders.line_order[lines]
+    discount = orders.discount[lines]
+    store = orders.store[o]
+    return [
+        col.ids("O", orders.number[o], 9),
+        col.ints(orders.line_number[lines]),
+        refs.take(pa.array(o)),
+        col.timestamps(orders.local[o], b"T", col.offset_matrix(orders.offset[o])),
+        pc.if_else(pa.array(orders.web[o]), "web", "store"),
+        pc.if_else(
+            pa.array(store >= 0),
+            col.ids("S", np.maximum(store, 0) + 1, 3),
+            pa.scalar(None, pa.string()),
+        ),
+        cat_skus.take(pa.array(orders.sku[lines])),
+        col.ints(orders.quantity[lines]),
+        col.money(orders.unit_price[lines]),
+        pc.if_else(
+            pa.array(discount >= 0),
+            col.money(np.maximum(discount, 0)),
+            pa.scalar(None, pa.string()),
+        ),
+        col.take(CURRENCIES, orders.currency[o]),
+        col.take(STATUS, orders.status[o]),
+    ]
+
+
+CSV_GHOSTS = (
+    ("quantity", "negative_quantity"),
+    ("ordered_at", "bad_timestamp"),
+    ("status", "unknown_enum"),
+    ("currency", "unknown_enum"),
+    ("", "wrong_column_count"),
+    ("", "non_utf8"),
+)
+PARQUET_GHOSTS = (("quantity", "negative_quantity"), ("channel", "unknown_enum"))
+BAD_TIMESTAMPS = (
+    "2026-13-01T10:22:03+00:00",
+    "31/10/2026 10:22",
+    "2026-02-30T09:15:00+01:00",
+    "yesterday 14:00",
+)
+LATIN1_EMAILS = ("zo\xeb.dupont@orange.fr", "j\xfcrgen.weber@web.de", "ram\xf3n.garcia@gmail.com")
+
+
+def ghost_row(
+    rng: np.random.Generator,
+    number: int,
+    day: int,
+    web: bool,
+    cat_skus: list[str],
+    spec: tuple[str, str],
+    n_stores: int,
+) -> dict[str, str]:
+    """An order line about a fresh order id with exactly one deliberate defect."""
+    field, kind = spec
+    local = day * DAY + int(rng.integers(9 * 3600, 20 * 3600))
+    stamp = col.timestamps(np.array([local]), b"T", b"+00:00")[0].as_py()
+    row = {
+        "order_id": f"O{900_000_000 + number:09d}",
+        "line_number": "1",
+        "customer_ref": "",
+        "ordered_at": stamp,
+        "channel": "web" if web else "store",
+        "store_id": "" if web else f"S{int(rng.integers(n_stores)) + 1:03d}",
+        "sku": cat_skus[int(rng.integers(len(cat_skus)))],
+        "quantity": "1",
+        "unit_price": f"{int(rng.integers(5, 150))}.99",
+        "discount": "",
+        "currency": "GBP",
+        "status": "completed",
+    }
+    if kind == "negative_quantity":
+        row["quantity"] = str(-int(rng.integers(1, 4)))
+    elif kind == "bad_timestamp":
+        row["ordered_at"] = BAD_TIMESTAMPS[number % len(BAD_TIMESTAMPS)]
+    elif field == "status":
+        row["status"] = "shipped"
+    elif field == "currency":
+        row["currency"] = "JPY"
+    elif field == "channel":
+        row["channel"] = "kiosk"
+    return row
+
+
+def _encode(row: dict[str, str], spec: tuple[str, str], number: int) -> bytes:
+    field, kind = spec
+    if kind == "wrong_column_count":
+        values = list(row.values())
+        return ",".join(values[:-1] if number % 2 else [*values, "gift"]).encode()
+    if kind == "non_utf8":  # a guest e-mail arrived Latin-1 encoded
+        row = dict(row, customer_ref="\x00")
+        head, tail = col.csv_row(list(row.values())).split("\x00")
+        return (
+            head.encode()
+            + LATIN1_EMAILS[number % len(LATIN1_EMAILS)].encode("latin-1")
+            + tail.encode()
+        )
+    return col.csv_row(list(row.values())).encode()
+
+
+def write(
+    ctx: Context, orders: Orders, rec: Records, cat: Catalogue, stores: np.ndarray, landing: Landing
+) -> None:
+    rng = ctx.rng(ORDERS, 4)
+    ghost_rng = ctx.rng(GHOSTS, 2)
+    refs = _refs(ctx, orders, rec)
+    sku_list = cat.skus()[: cat.base]
+    cat_skus = col.strings(cat.skus())
+    file_day = orders.local // DAY  # the date written in ordered_at decides the file
+    line_day = file_day[orders.line_order]
+    line_web = orders.web[orders.line_order]
+    full_day = col.epoch_day(ctx.full_export)
+
+    # (name, kind, line indices, dates covered)
+    files: list[tuple[str, str, np.ndarray, list[date]]] = []
+    month = ctx.history_start.replace(day=1)
+    while month <= ctx.full_export:
+        following = (month + timedelta(days=32)).replace(day=1)
+        lo = max(col.epoch_day(month), col.epoch_day(ctx.history_start))
+        hi = min(col.epoch_day(following) - 1, full_day)
+        lines = np.flatnonzero((line_day >= lo) & (line_day <= hi))
+        days = [col.EPOCH + timedelta(days=d) for d in range(lo, hi + 1)]
+        files.append((f"orders_{month:%Y-%m}.csv", "csv", lines, days))
+        month = following
+    for kind, is_web in (("store", False), ("web", True)):
+        for d in ctx.delta_dates:
+            lines = np.flatnonzero((line_day == col.epoch_day(d)) & (line_web == is_web))
+            name = f"{kind}_{d.isoformat()}.{'csv' if is_web else 'parquet'}"
+            files.append((name, "csv" if is_web else "parquet", lines, [d]))
+
+    csv_total = sum(len(f[2]) for f in files if f[1] == "csv")
+    parquet_total = sum(len(f[2]) for f in files if f[1] == "parquet")
+    plan: dict[int, list[tuple[str, str]]] = {}
+    for kinds, fmt, total in (
+        (CSV_GHOSTS, "csv", csv_total),
+        (PARQUET_GHOSTS, "parquet", parquet_total),
+    ):
+        targets = [i for i, f in enumerate(files) if f[1] == fmt]
+        for j, spec in enumerate(allocate(kinds, total)):
+            target = (
+                targets[j % len(targets)]
+                if j < len(targets)
+                else targets[int(rng.integers(len(targets)))]
+            )
+            plan.setdefault(target, []).append(spec)
+
+    ghost_number = 0
+    previous_web: np.ndarray | None = None
+    for i, (name, fmt, lines, days) in enumerate(files):
+        duplicates = 0
+        if name.startswith("web_"):
+            # the web shop re-sent a few of yesterday's orders (all their lines, identical)
+            body = lines
+            if previous_web is not None and len(previous_web):
+                prev_orders = np.unique(orders.line_order[previous_web])
+                count = max(1, round(0.005 * len(prev_orders)))
+                again = np.sort(
+                    rng.choice(prev_orders, size=min(count, len(prev_orders)), replace=False)
+                )
+                resent = np.concatenate(
+                    [
+                        np.arange(orders.line_start[o], orders.line_start[o] + orders.line_count[o])
+                        for o in again.tolist()
+                    ]
+                )
+                at = int(rng.integers(0, len(lines) + 1))
+                body = np.concatenate([lines[:at], resent, lines[at:]])
+                duplicates = len(resent)
+            previous_web = lines
+        else:
+            body = lines
+        table_columns = _columns(orders, refs, cat_skus, body)
+        bad = []
+        for at, spec in zip(
+            spread(ghost_rng, len(body), len(plan.get(i, []))), plan.get(i, []), strict=True
+        ):
+            ghost_number += 1
+            day = days[int(ghost_rng.integers(len(days)))]
+            web = name.startswith("web_") or (name.startswith("orders_") and ghost_number % 2 == 0)
+            row = ghost_row(
+                ghost_rng, ghost_number, col.epoch_day(day), web, sku_list, spec, len(stores)
+            )
+            data: bytes | dict[str, str | None]
+            if fmt == "csv":
+                data = _encode(row, spec, ghost_number)
+            else:  # Parquet: absent values are nulls, as in the valid rows
+                data = {k: (v if v != "" else None) for k, v in row.items()}
+            bad.append(BadRow(at, data, spec[0], spec[1]))
+        if fmt == "csv":
+            landing.text(
+                FEED, name, col.csv_lines(table_columns), bad, duplicates, header=",".join(COLUMNS)
+            )
+        else:
+            table = pa.table(dict(zip(COLUMNS, table_columns, strict=True)))
+            landing.parquet(FEED, name, table, bad, duplicates)

@@ -1,0 +1,234 @@
+"""Ground truth: what the landing files contain and who is who. Never read by the pipeline.
+
+Files under --truth: expected_files.csv, malformed.csv, persons.csv, crm_records.csv,
+identifiers.csv and manifest.json (see generator.py for the meaning of each).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ml.synthetic import columns as col
+from ml.synthetic import phones
+from ml.synthetic.clickstream import ClickstreamTruth, Web
+from ml.synthetic.crm import VARIANTS, Records, Versions
+from ml.synthetic.people import FIRST_NAMES, LAST_NAMES, People
+from ml.synthetic.writers import Landing
+
+IDENTIFIER_KINDS = (
+    "crm_id",
+    "loyalty_id",
+    "email",
+    "phone_e164",
+    "user_id",
+    "anonymous_id",
+    "device_id",
+)
+
+
+def write_csv(path: Path, header: Sequence[str], columns: Sequence[pa.Array]) -> None:
+    lines = col.csv_lines(columns) if columns and len(columns[0]) else pa.array([], pa.string())
+    with open(path, "wb") as handle:
+        handle.write((",".join(header) + "\n").encode())
+        handle.write(col.buffer_of(lines))
+
+
+def person_ids(index: np.ndarray) -> pa.Array:
+    return col.ids("P", np.asarray(index) + 1, 7)
+
+
+def identifiers(
+    people: People, rec: Records, ver: Versions, web: Web, click: ClickstreamTruth
+) -> pd.DataFrame:
+    """One row per (kind, value, person) for every identifier that appears in a valid row."""
+    frames = []
+
+    def add(kind: str, values: pa.Array | list[str], persons: np.ndarray) -> None:
+        values = values.to_pylist() if isinstance(values, pa.Array) else values
+        frames.append(
+            pd.DataFrame(
+                {"kind": kind, "value": values, "person": np.asarray(persons, dtype=np.int64)}
+            )
+        )
+
+    add("crm_id", col.ids("C", rec.crm_num, 7), rec.person)
+    cards = np.unique(ver.record[ver.with_loyalty])
+    add("loyalty_id", col.ids("L", rec.loyalty_num[cards], 8), rec.person[cards])
+    emails = [e.lower() for e in rec.email] + [e.lower() for e in rec.extra_emails.values()]
+    add(
+        "email",
+        emails,
+        np.concatenate([rec.person, rec.person[list(rec.extra_emails)]]).astype(np.int64),
+    )
+    phone_values, phone_persons = [], []
+    for r in range(rec.n):
+        if rec.phone_plan[r] >= 0:
+            phone_values.append(phones.e164(phones.PLANS[rec.phone_plan[r]], rec.phone_nsn[r]))
+            phone_persons.append(rec.person[r])
+    for r, (plan, nsn) in rec.extra_phones.items():
+        phone_values.append(phones.e164(phones.PLANS[plan], nsn))
+        phone_persons.append(rec.person[r])
+    add("phone_e164", phone_values, np.array(phone_persons))
+    users = np.flatnonzero(click.user_used)
+    add("user_id", col.ids("U", people.user_num[users], 8), users)
+    cookies = np.flatnonzero(click.cookie_used & (web.cookie_person >= 0))
+    add(
+        "anonymous_id",
+        pc_strip(web.cookie_text.take(pa.array(cookies))),
+        web.cookie_person[cookies],
+    )
+    slots = np.flatnonzero(click.slot_used & (web.slot_person >= 0))
+    pairs = np.unique(np.stack([web.slot_device[slots], web.slot_person[slots]], axis=1), axis=0)
+    add("device_id", pc_strip(web.device_text.take(pa.array(pairs[:, 0]))), pairs[:, 1])
+
+    table = pd.concat(frames, ignore_index=True).drop_duplicates()
+    table["order"] = table["kind"].map({k: i for i, k in enumerate(IDENTIFIER_KINDS)})
+    return table.sort_values(["order", "value", "person"], kind="stable").reset_index(drop=True)
+
+
+def pc_strip(values: pa.Array) -> pa.Array:
+    """'"ck_…"' (a JSON fragment) -> 'ck_…'."""
+    return pc.utf8_trim(values, '"')
+
+
+def write(
+    truth: Path,
+    landing: Landing,
+    people: People,
+    rec: Records,
+    ver: Versions,
+    web: Web,
+    click: ClickstreamTruth,
+    erased: np.ndarray,
+    arguments: dict,
+) -> dict:
+    truth.mkdir(parents=True, exist_ok=True)
+
+    files = sorted(landing.files, key=lambda f: (f.feed, f.file))
+    write_csv(
+        truth / "expected_files.csv",
+        (
+            "feed",
+            "file",
+            "rows_read",
+            "rows_loaded",
+            "rows_quarantined",
+            "rows_duplicate",
+            "file_quarantined",
+        ),
+        [
+            col.strings([f.feed for f in files]),
+            col.strings([f.file for f in files]),
+            col.ints(np.array([f.rows_read for f in files])),
+            col.ints(np.array([f.rows_loaded for f in files])),
+            col.ints(np.array([f.rows_quarantined for f in files])),
+            col.ints(np.array([f.rows_duplicate for f in files])),
+            col.strings(["true" if f.file_quarantined else "false" for f in files]),
+        ],
+    )
+
+    bad = sorted(landing.malformed)
+    write_csv(
+        truth / "malformed.csv",
+        ("feed", "file", "row_number", "field", "kind"),
+        [
+            col.strings([b[i] for b in bad])
+            if i != 2
+            else col.ints(np.array([b[2] for b in bad], dtype=np.int64))
+            for i in range(5)
+        ],
+    )
+
+    n = people.n
+    is_erased = np.zeros(n, bool)
+    is_erased[erased] = True
+    write_csv(
+        truth / "persons.csv",
+        (
+            "person_id",
+            "first_name",
+            "last_name",
+            "birth_date",
+            "email",
+            "household_id",
+            "twin_of",
+            "erased",
+        ),
+        [
+            person_ids(np.arange(n)),
+            col.take(FIRST_NAMES, people.first),
+            col.take(LAST_NAMES, people.last),
+            col.dates(people.birth),
+            col.strings(people.email),
+            col.ids("H", people.household + 1, 7),
+            pc.if_else(
+                pa.array(people.twin_of >= 0), person_ids(np.maximum(people.twin_of, 0)), ""
+            ),
+            col.take(("false", "true"), is_erased.astype(np.int64)),
+        ],
+    )
+
+    write_csv(
+        truth / "crm_records.csv",
+        ("crm_id", "person_id", "variant"),
+        [col.ids("C", rec.crm_num, 7), person_ids(rec.person), col.take(VARIANTS, rec.variant)],
+    )
+
+    ids = identifiers(people, rec, ver, web, click)
+    write_csv(
+        truth / "identifiers.csv",
+        ("kind", "value", "person_id"),
+        [
+            col.strings(ids["kind"].tolist()),
+            col.strings(ids["value"].tolist()),
+            person_ids(ids["person"].to_numpy()),
+        ],
+    )
+
+    feeds: dict[str, dict[str, int]] = {}
+    for f in files:
+        entry = feeds.setdefault(
+            f.feed,
+            {
+                "files": 0,
+                "rows_read": 0,
+                "rows_loaded": 0,
+                "rows_quarantined": 0,
+                "rows_duplicate": 0,
+                "files_quarantined": 0,
+            },
+        )
+        entry["files"] += 1
+        entry["rows_read"] += f.rows_read
+        entry["rows_loaded"] += f.rows_loaded
+        entry["rows_quarantined"] += f.rows_quarantined
+        entry["rows_duplicate"] += f.rows_duplicate
+        entry["files_quarantined"] += int(f.file_quarantined)
+    manifest = {
+        "generator": "ml.synthetic",
+        "arguments": arguments,
+        "persons": int(n),
+        "households": int(people.household.max() + 1),
+        "twin_pairs": int((people.twin_of >= 0).sum() // 2),
+        "erased_persons": int(len(erased)),
+        "crm_records": int(rec.n),
+        "crm_duplicates": {v: int((rec.variant == i).sum()) for i, v in enumerate(VARIANTS) if i},
+        "feeds": feeds,
+        "clickstream": {
+            "events": int(click.events),
+            "retried_same_file": int(click.retried),
+            "resent_next_day": int(click.resent),
+            "late": int(click.late),
+            "shared_devices": int(click.shared_devices),
+        },
+        "identifiers": {k: int((ids["kind"] == k).sum()) for k in IDENTIFIER_KINDS},
+    }
+    (truth / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest

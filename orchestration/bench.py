@@ -1,0 +1,163 @@
+"""Benchmark the pipeline at a chosen size: wall time and peak memory per stage.
+
+    python -m orchestration.bench --customers 1000000 [--seed 42] [--workdir data/bench/1000000]
+
+Each stage runs in a process of its own, so its peak resident memory is its own: generating
+the sample, landing each feed, validating each feed's batch with Great Expectations, and
+`dbt build`. Results are printed as a table and written to <workdir>/bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from orchestration.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, REPO_ROOT, quiet_telemetry
+
+
+def _peak_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def run_stage(stage: str, workdir: Path, customers: int, seed: int) -> dict:
+    """Do one stage in this process; return what it measured."""
+    import duckdb
+
+    from orchestration.landing import contracts
+    from orchestration.landing.loader import Loader, landed_batch
+
+    landing, truth, warehouse = workdir / "landing", workdir / "truth", workdir / "warehouse.duckdb"
+    started = time.perf_counter()
+    rows = None
+    if stage == "generate":
+        from ml.synthetic import generate
+
+        summary = generate(landing, truth, customers=customers, seed=seed)
+        rows = sum(totals["rows_read"] for totals in summary["feeds"].values())
+    elif stage.startswith("land:"):
+        with duckdb.connect(str(warehouse)) as connection:
+            report = Loader(connection, landing).land_feed(stage.split(":", 1)[1], progress=False)
+            rows = report.total("rows_read")
+    elif stage.startswith("validate:"):
+        from expectations.validate import validate_batch
+
+        feed = contracts.load()[stage.split(":", 1)[1]]
+        with duckdb.connect(str(warehouse), read_only=True) as connection:
+            load_id = connection.execute(
+                "select max(load_id) from landing.files where feed = ? and status = 'loaded'",
+                [feed.name],
+            ).fetchone()[0]
+            frame, _ = landed_batch(connection, feed, load_id)
+        validate_batch(feed, frame)
+        rows = len(frame)
+    elif stage == "dbt_build":
+        env = {
+            **os.environ,
+            "TEAL_WAREHOUSE": str(warehouse),
+            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+        }
+        target = workdir / "dbt_target"
+        subprocess.run(
+            [DBT_EXECUTABLE, "build", "--quiet", "--target-path", str(target)],
+            cwd=DBT_PROJECT_DIR,
+            env=env,
+            check=True,
+        )
+    else:
+        raise SystemExit(f"unknown stage {stage!r}")
+    return {
+        "stage": stage,
+        "seconds": round(time.perf_counter() - started, 2),
+        "peak_mb": round(_peak_mb(), 1),
+        "rows": rows,
+    }
+
+
+def stages() -> list[str]:
+    from orchestration.landing import contracts
+
+    feeds = [feed.name for feed in contracts.load()]
+    return [
+        "generate",
+        *(f"land:{f}" for f in feeds),
+        *(f"validate:{f}" for f in feeds),
+        "dbt_build",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    workdir = (args.workdir or REPO_ROOT / "data" / "bench" / str(args.customers)).resolve()
+    quiet_telemetry()
+
+    if args.stage:  # a child process: one stage, result as JSON on the last line
+        print(json.dumps(run_stage(args.stage, workdir, args.customers, args.seed)))
+        return 0
+
+    if workdir.exists():
+        subprocess.run(["rm", "-rf", str(workdir)], check=True)
+    workdir.mkdir(parents=True)
+    results = []
+    for stage in tqdm(stages(), desc=f"bench {args.customers:,} customers", unit="stage"):
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "orchestration.bench",
+                "--stage",
+                stage,
+                "--workdir",
+                str(workdir),
+                "--customers",
+                str(args.customers),
+                "--seed",
+                str(args.seed),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if completed.returncode != 0:
+            print(completed.stdout[-3000:], completed.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"stage {stage} failed (exit {completed.returncode})")
+        results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+
+    size = sum(p.stat().st_size for p in (workdir / "landing").rglob("*") if p.is_file())
+    report = {
+        "customers": args.customers,
+        "seed": args.seed,
+        "landing_bytes": size,
+        "warehouse_bytes": (workdir / "warehouse.duckdb").stat().st_size,
+        "cpu_count": os.cpu_count(),
+        "stages": results,
+    }
+    (workdir / "bench.json").write_text(json.dumps(report, indent=2))
+    print(f"\n{'stage':<24}{'seconds':>10}{'peak MB':>10}{'rows':>14}")
+    for r in results:
+        rows = f"{r['rows']:,}" if r["rows"] is not None else ""
+        print(f"{r['stage']:<24}{r['seconds']:>10.1f}{r['peak_mb']:>10.0f}{rows:>14}")
+    total = sum(r["seconds"] for r in results)
+    print(f"{'total':<24}{total:>10.1f}{max(r['peak_mb'] for r in results):>10.0f}")
+    print(
+        f"\nlanding files {size / 1e6:,.0f} MB, warehouse {report['warehouse_bytes'] / 1e6:,.0f} MB; "
+        f"report in {workdir / 'bench.json'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

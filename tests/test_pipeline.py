@@ -1,0 +1,221 @@
+"""The whole job on generated data, in a temporary warehouse: exact counts against the ground truth.
+
+Real components throughout: the generator writes files, Dagster runs `refresh_all` (landing,
+Great Expectations, dbt build), and the assertions read the DuckDB file it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from orchestration.landing import contracts
+from orchestration.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR
+
+CUSTOMERS = 1200
+SEED = 7
+
+REASON_BY_KIND = {
+    "bad_date": "is not a valid date",
+    "bad_timestamp": "is not a valid timestamp",
+    "negative_quantity": "is below 1",
+    "wrong_column_count": "fields, expected",
+    "non_utf8": "is not valid UTF-8",
+    "unknown_enum": "is not one of",
+    "bad_email": "is not a valid email address",
+    "bad_phone": "phone number",
+    "missing_required": "is missing",
+    "broken_json": "is not valid JSON",
+    "not_an_object": "expected an object",
+    "bad_decimal": "is not a decimal number",
+    "bad_reference": "is not an email",
+}
+
+
+@dataclass
+class PipelineRun:
+    warehouse: Path
+    truth: Path
+    first: dg.ExecuteInProcessResult
+    second: dg.ExecuteInProcessResult
+    tables_after_first: dict[str, int]
+    tables_after_second: dict[str, int]
+
+
+def table_counts(warehouse: Path) -> dict[str, int]:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        tables = connection.execute(
+            "select table_schema, table_name from information_schema.tables order by all"
+        ).fetchall()
+        return {
+            f"{schema}.{name}": connection.execute(
+                f'select count(*) from "{schema}"."{name}"'
+            ).fetchone()[0]
+            for schema, name in tables
+        }
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> PipelineRun:
+    from ml.synthetic import generate
+
+    root = tmp_path_factory.mktemp("pipeline")
+    generate(root / "landing", root / "truth", customers=CUSTOMERS, seed=SEED)
+    saved = {key: os.environ.get(key) for key in ("TEAL_WAREHOUSE", "TEAL_LANDING")}
+    os.environ["TEAL_WAREHOUSE"] = str(root / "warehouse.duckdb")
+    os.environ["TEAL_LANDING"] = str(root / "landing")
+    try:
+        from orchestration.definitions import defs
+
+        job = defs.resolve_job_def("refresh_all")
+        with dg.instance_for_test() as instance:
+            first = job.execute_in_process(instance=instance, raise_on_error=False)
+            after_first = table_counts(root / "warehouse.duckdb")
+            second = job.execute_in_process(instance=instance, raise_on_error=False)
+            after_second = table_counts(root / "warehouse.duckdb")
+        yield PipelineRun(
+            root / "warehouse.duckdb", root / "truth", first, second, after_first, after_second
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], bool]:
+    evaluations = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            evaluations[(data.asset_key.to_user_string(), data.check_name)] = data.passed
+    return evaluations
+
+
+def test_the_job_succeeds_and_every_error_check_passes(run):
+    assert run.first.success
+    checks = check_results(run.first)
+    feeds = [f"{feed.name}/{feed.table}" for feed in contracts.load()]
+    for key in feeds:
+        assert checks[(key, "reconciles")], key
+        assert checks[(key, "great_expectations")], key
+        # the sample has malformed rows in every feed: the warning check says so
+        assert checks[(key, "nothing_quarantined")] is False, key
+    dbt_checks = {k: v for k, v in checks.items() if k[0].startswith("staging/")}
+    assert len(dbt_checks) >= 30
+    assert all(dbt_checks.values()), [k for k, v in dbt_checks.items() if not v]
+
+
+def test_every_file_lands_exactly_as_the_ground_truth_says(run):
+    expected = (
+        pd.read_csv(run.truth / "expected_files.csv").sort_values("file").reset_index(drop=True)
+    )
+    with duckdb.connect(str(run.warehouse), read_only=True) as connection:
+        ledger = connection.execute(
+            "select feed, file, rows_read, rows_loaded, rows_quarantined, rows_duplicate, "
+            "status = 'quarantined' as file_quarantined from landing.files order by file"
+        ).df()
+    expected["file_quarantined"] = expected["file_quarantined"].astype(bool)
+    pd.testing.assert_frame_equal(ledger, expected[ledger.columns], check_dtype=False)
+
+
+def test_quarantine_holds_exactly_the_malformed_rows_with_reasons(run):
+    malformed = pd.read_csv(run.truth / "malformed.csv")
+    with duckdb.connect(str(run.warehouse), read_only=True) as connection:
+        quarantined = connection.execute(
+            "select feed, file, row_number, reason from landing.quarantine where row_number is not null"
+        ).df()
+        whole_files = connection.execute(
+            "select file from landing.quarantine where row_number is null"
+        ).df()
+    found = set(zip(quarantined.feed, quarantined.file, quarantined.row_number, strict=True))
+    assert found == set(zip(malformed.feed, malformed.file, malformed.row_number, strict=True))
+    reasons = dict(
+        zip(
+            zip(quarantined.file, quarantined.row_number, strict=True),
+            quarantined.reason,
+            strict=True,
+        )
+    )
+    for row in malformed.itertuples():
+        reason = reasons[(row.file, row.row_number)]
+        assert REASON_BY_KIND[row.kind] in reason, (row.kind, reason)
+        if isinstance(row.field, str) and row.kind not in (
+            "wrong_column_count",
+            "non_utf8",
+            "broken_json",
+            "not_an_object",
+        ):
+            assert row.field in reason, (row.field, reason)
+    expected_files = pd.read_csv(run.truth / "expected_files.csv")
+    assert set(whole_files.file) == set(
+        expected_files.file[expected_files.file_quarantined.astype(bool)]
+    )
+    # every feed has at least one refused row
+    assert set(quarantined.feed) == {feed.name for feed in contracts.load()}
+
+
+def test_running_again_changes_nothing(run):
+    assert run.second.success
+    assert run.tables_after_second == run.tables_after_first
+    checks = check_results(run.second)
+    assert checks[("orders/order_lines", "reconciles")]
+    # nothing new was landed, so nothing new was quarantined
+    assert checks[("orders/order_lines", "nothing_quarantined")]
+
+
+def test_staging_models_have_one_row_per_key(run):
+    with duckdb.connect(str(run.warehouse), read_only=True) as connection:
+
+        def one(sql: str) -> int:
+            return connection.execute(sql).fetchone()[0]
+
+        assert one("select count(*) from staging.stg_crm__customers") == one(
+            "select count(distinct crm_id) from crm.customers"
+        )
+        assert one("select count(*) from staging.stg_orders__order_lines") == one(
+            "select count(*) from orders.order_lines"
+        )
+        assert one("select count(*) from staging.stg_clickstream__events") == one(
+            "select count(*) from clickstream.events"
+        )
+        assert one("select count(*) from staging.stg_products__products") == one(
+            "select count(distinct product_id) from products.items"
+        )
+        # timestamps are UTC: a London summer time order placed at 10:00 local lands as 09:00
+        assert (
+            one("select count(*) from staging.stg_orders__order_lines where ordered_at is null")
+            == 0
+        )
+
+
+def test_run_summary_and_dbt_docs(run, tmp_path):
+    env = {**os.environ, "TEAL_WAREHOUSE": str(run.warehouse)}
+    summary = subprocess.run(
+        [os.sys.executable, "-m", "orchestration.summary"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "crm" in summary and "quarantined" in summary
+    assert "dbt build: 6 models built (0 not)" in summary
+    assert "Great Expectations: 6 of 6 suites passed" in summary
+    docs = subprocess.run(
+        [DBT_EXECUTABLE, "docs", "generate", "--target-path", str(tmp_path / "docs")],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert docs.returncode == 0, docs.stdout[-2000:]
+    assert (tmp_path / "docs" / "index.html").exists()
+    assert (tmp_path / "docs" / "catalog.json").exists()
