@@ -51,7 +51,7 @@ data: $(VENV)/.run-installed ## make the sample data if data/landing/ is empty (
 	else echo "data/landing/ already holds files: keeping them (delete them to regenerate)"; fi
 
 run: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json data ## install, make sample data if absent, run the whole pipeline once, print a summary
-	$(BIN)/dagster job execute -m orchestration.definitions -j refresh_all
+	$(BIN)/python -m orchestration.run --job refresh_all
 	$(BIN)/python -m orchestration.summary
 
 test: lint $(DAGSTER_HOME)/dagster.yaml ## install dev dependencies, lint, and run every test (dbt build on sample data included)

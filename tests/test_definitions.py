@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import dagster as dg
 
@@ -36,6 +38,38 @@ def test_definitions_load_with_the_whole_graph():
         node = graph.get(key)
         assert node.description, key
         assert node.group_name in {"landing", "staging"}, key
+
+
+def test_the_code_location_loads_as_dagster_dev_loads_it():
+    """`dagster dev` sets DAGSTER_IS_DEV_CLI and need not have the virtualenv on PATH."""
+    env = {**os.environ, "DAGSTER_IS_DEV_CLI": "1", "PATH": "/usr/bin:/bin"}
+    validated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "definitions",
+            "validate",
+            "-m",
+            "orchestration.definitions",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert validated.returncode == 0, validated.stderr[-3000:]
+
+
+def test_dbt_source_tests_are_checks_of_the_landing_assets():
+    check_keys = set(defs.get_repository_def().asset_graph.asset_check_keys)
+    orders = {
+        check.name
+        for check in check_keys
+        if check.asset_key == dg.AssetKey(["orders", "order_lines"])
+    }
+    assert any(
+        name.startswith("source_accepted_values_orders_order_lines_status") for name in orders
+    ), orders
 
 
 def test_landing_assets_carry_their_three_checks():

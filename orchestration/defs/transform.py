@@ -1,20 +1,31 @@
 """dbt models as Dagster assets: sources meet the landing assets by key, tests become checks."""
 
 import json
+import os
 import subprocess
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
 
 from orchestration.defs.resources import dbt_project
 from orchestration.settings import DBT_EXECUTABLE, reports_path
 
 
-def ensure_manifest() -> None:
-    """Parse the dbt project when no manifest exists yet (fresh clone, first test run)."""
-    if dbt_project.manifest_path.exists():
+def ensure_manifest(*, refresh: bool = False) -> None:
+    """Parse the dbt project when no manifest exists yet (fresh clone, first test run), or always
+    when `refresh` (under `dagster dev`, so edited models show without a separate `dbt parse`).
+
+    This stands in for DbtProject.prepare_if_dev(), which calls a `dbt` found on PATH: ours is
+    the one installed beside this Python, whether or not the virtual environment is activated.
+    """
+    if dbt_project.manifest_path.exists() and not refresh:
         return
     subprocess.run(
         [DBT_EXECUTABLE, "parse", "--quiet", "--profiles-dir", str(dbt_project.profiles_dir)],
@@ -33,12 +44,16 @@ class TealTranslator(DagsterDbtTranslator):
         return fqn[1] if len(fqn) > 2 else "dbt"
 
 
-dbt_project.prepare_if_dev()
-ensure_manifest()
+ensure_manifest(refresh=bool(os.environ.get("DAGSTER_IS_DEV_CLI")))
+
+
+# dbt tests on sources (accepted values of the landed text, ...) become checks of the landing
+# asset they test, next to its reconciliation and Great Expectations checks.
+TRANSLATOR = TealTranslator(DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
 
 
 @dbt_assets(
-    manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TealTranslator()
+    manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR
 )
 def teal_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """Build and test every dbt model; dbt tests report as asset checks."""
