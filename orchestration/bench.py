@@ -20,7 +20,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from orchestration.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, REPO_ROOT, quiet_telemetry
+from orchestration.settings import (
+    DBT_EXECUTABLE,
+    DBT_PROJECT_DIR,
+    DBT_SELECTIONS,
+    REPO_ROOT,
+    quiet_telemetry,
+)
 
 
 def _peak_mb() -> float:
@@ -60,19 +66,24 @@ def run_stage(stage: str, workdir: Path, customers: int, seed: int) -> dict:
             frame, _ = landed_batch(connection, feed, load_id)
         validate_batch(feed, frame)
         rows = len(frame)
-    elif stage == "dbt_build":
+    elif stage.startswith("dbt:"):
+        selection = DBT_SELECTIONS[stage.split(":", 1)[1]]
         env = {
             **os.environ,
             "TEAL_WAREHOUSE": str(warehouse),
             "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
         }
-        target = workdir / "dbt_target"
-        subprocess.run(
-            [DBT_EXECUTABLE, "build", "--quiet", "--target-path", str(target)],
-            cwd=DBT_PROJECT_DIR,
-            env=env,
-            check=True,
-        )
+        command = [DBT_EXECUTABLE, "build", "--quiet", "--target-path", str(workdir / "dbt_target")]
+        command += ["--select", *selection["select"].split()]
+        if selection.get("exclude"):
+            command += ["--exclude", *selection["exclude"].split()]
+        subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, check=True)
+    elif stage == "identity":
+        from ml.identity.pipeline import resolve_warehouse
+
+        with duckdb.connect(str(warehouse)) as connection:
+            outcome = resolve_warehouse(connection, run_id="bench")
+            rows = outcome.observations
     else:
         raise SystemExit(f"unknown stage {stage!r}")
     return {
@@ -91,8 +102,46 @@ def stages() -> list[str]:
         "generate",
         *(f"land:{f}" for f in feeds),
         *(f"validate:{f}" for f in feeds),
-        "dbt_build",
+        "dbt:feeds",
+        "identity",
+        "dbt:customers",
     ]
+
+
+def write_report(
+    workdir: Path, args: argparse.Namespace, results: list[dict], failed: str | None = None
+) -> dict:
+    """Write <workdir>/bench.json with the stages measured so far; return it."""
+    landing = workdir / "landing"
+    warehouse = workdir / "warehouse.duckdb"
+    report = {
+        "customers": args.customers,
+        "seed": args.seed,
+        "landing_bytes": sum(p.stat().st_size for p in landing.rglob("*") if p.is_file()),
+        "warehouse_bytes": warehouse.stat().st_size if warehouse.exists() else 0,
+        "cpu_count": os.cpu_count(),
+        "stages": results,
+        "failed": failed,
+    }
+    (workdir / "bench.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def render(report: dict, workdir: Path) -> str:
+    """The report as a table."""
+    results = report["stages"]
+    lines = [f"\n{'stage':<24}{'seconds':>10}{'peak MB':>10}{'rows':>14}"]
+    for r in results:
+        rows = f"{r['rows']:,}" if r["rows"] is not None else ""
+        lines.append(f"{r['stage']:<24}{r['seconds']:>10.1f}{r['peak_mb']:>10.0f}{rows:>14}")
+    if results:
+        total = sum(r["seconds"] for r in results)
+        lines.append(f"{'total':<24}{total:>10.1f}{max(r['peak_mb'] for r in results):>10.0f}")
+    lines.append(
+        f"\nlanding files {report['landing_bytes'] / 1e6:,.0f} MB, warehouse "
+        f"{report['warehouse_bytes'] / 1e6:,.0f} MB; report in {workdir / 'bench.json'}"
+    )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,50 +161,24 @@ def main(argv: list[str] | None = None) -> int:
     if workdir.exists():
         subprocess.run(["rm", "-rf", str(workdir)], check=True)
     workdir.mkdir(parents=True)
-    results = []
+    results: list[dict] = []
+    failed = None
     for stage in tqdm(stages(), desc=f"bench {args.customers:,} customers", unit="stage"):
-        completed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "orchestration.bench",
-                "--stage",
-                stage,
-                "--workdir",
-                str(workdir),
-                "--customers",
-                str(args.customers),
-                "--seed",
-                str(args.seed),
-            ],
-            capture_output=True,
-            text=True,
-        )
+        command = [sys.executable, "-m", "orchestration.bench", "--stage", stage]
+        command += ["--workdir", str(workdir), "--customers", str(args.customers)]
+        command += ["--seed", str(args.seed)]
+        completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:
             print(completed.stdout[-3000:], completed.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"stage {stage} failed (exit {completed.returncode})")
+            failed = f"stage {stage} failed (exit {completed.returncode})"
+            break
         results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
-
-    size = sum(p.stat().st_size for p in (workdir / "landing").rglob("*") if p.is_file())
-    report = {
-        "customers": args.customers,
-        "seed": args.seed,
-        "landing_bytes": size,
-        "warehouse_bytes": (workdir / "warehouse.duckdb").stat().st_size,
-        "cpu_count": os.cpu_count(),
-        "stages": results,
-    }
-    (workdir / "bench.json").write_text(json.dumps(report, indent=2))
-    print(f"\n{'stage':<24}{'seconds':>10}{'peak MB':>10}{'rows':>14}")
-    for r in results:
-        rows = f"{r['rows']:,}" if r["rows"] is not None else ""
-        print(f"{r['stage']:<24}{r['seconds']:>10.1f}{r['peak_mb']:>10.0f}{rows:>14}")
-    total = sum(r["seconds"] for r in results)
-    print(f"{'total':<24}{total:>10.1f}{max(r['peak_mb'] for r in results):>10.0f}")
-    print(
-        f"\nlanding files {size / 1e6:,.0f} MB, warehouse {report['warehouse_bytes'] / 1e6:,.0f} MB; "
-        f"report in {workdir / 'bench.json'}"
-    )
+        write_report(workdir, args, results)  # after every stage: a long run keeps what it measured
+    report = write_report(workdir, args, results, failed)
+    print(render(report, workdir))
+    if failed:
+        print(failed, file=sys.stderr)
+        return 1
     return 0
 
 

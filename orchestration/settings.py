@@ -36,3 +36,18 @@ def quiet_telemetry() -> None:
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+# The dbt project runs in two parts because Python sits between them: the feed models
+# (staging, and the identifiers identity resolution reads), then, after the identity assets
+# (orchestration/defs/identity.py), the customer models over the identity tables.
+DBT_SELECTIONS = {
+    "feeds": {
+        "select": "path:models/staging path:models/intermediate/identity",
+        "exclude": "path:models/staging/identity",
+    },
+    "customers": {
+        "select": "path:models/staging/identity path:models/intermediate/customers "
+        "path:models/marts path:seeds",
+    },
+}

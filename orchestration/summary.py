@@ -70,9 +70,33 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
             f"Great Expectations: {passed} of {suites} suites passed on their latest batch "
             f"({successful} of {evaluated} expectations met, {warnings} outlier warnings)",
         ]
-    dbt_report = reports_path() / "dbt_build.json"
-    if dbt_report.exists():
-        counts = json.loads(dbt_report.read_text())["counts"]
+    if connection.execute(
+        "select count(*) from information_schema.tables where table_schema = 'identity' and table_name = 'records'"
+    ).fetchone()[0]:
+        customers, records, unresolved, shared = connection.execute(
+            """
+            select
+                (select count(*) from identity.customers),
+                count(*),
+                count(*) filter (where customer_id is null),
+                (select count(*) from identity.identifiers where status = 'shared')
+            from identity.records
+            """
+        ).fetchone()
+        history = dict(
+            connection.execute(
+                "select event_type, count(*) from identity.history "
+                "where run_id = (select max_by(run_id, event_at) from identity.history) group by all"
+            ).fetchall()
+        )
+        changes = ", ".join(f"{n} {kind}" for kind, n in sorted(history.items())) or "no changes"
+        lines += [
+            f"Identity: {customers:,} customers from {records:,} source records "
+            f"({unresolved:,} resolve to nobody: anonymous browsing or junk identifiers); "
+            f"{shared:,} shared identifiers link nobody; last run: {changes}",
+        ]
+    counts = dbt_counts()
+    if counts:
         models = counts.get("model", {})
         tests = counts.get("test", {})
         lines.append(
@@ -87,9 +111,20 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
         "  make dev            the Dagster UI at http://localhost:3000: assets, checks, runs",
         "  make docs           dbt docs (dbt_project/target/index.html) and Great Expectations Data Docs",
         f"                      ({_relative(DATA_DOCS)})",
-        f"  the warehouse       {_relative(warehouse_path())} (schemas: landing, one per feed, staging)",
+        f"  the warehouse       {_relative(warehouse_path())} (schemas: landing, one per feed, staging, intermediate, identity, marts)",
     ]
     return "\n".join(lines)
+
+
+def dbt_counts() -> dict[str, dict[str, int]]:
+    """Node counts by kind and status over the reports of the last dbt builds (data/reports/dbt_build_*.json)."""
+    counts: dict[str, dict[str, int]] = {}
+    for report in sorted(reports_path().glob("dbt_build_*.json")):
+        for kind, statuses in json.loads(report.read_text())["counts"].items():
+            for status, n in statuses.items():
+                counts.setdefault(kind, {}).setdefault(status, 0)
+                counts[kind][status] += n
+    return counts
 
 
 def main() -> int:

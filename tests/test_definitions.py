@@ -25,7 +25,15 @@ def test_definitions_load_with_the_whole_graph():
         "stg_products__products",
         "stg_consent__events",
         "stg_erasure__requests",
+        "stg_identity__records",
+        "stg_identity__identifiers",
+        "stg_identity__customers",
+        "stg_identity__history",
     }
+    # identity sits between the feed models and the customer models
+    identity = dg.AssetKey(["identity", "records"])
+    assert dg.AssetKey(["intermediate", "int_identifiers_observed"]) in graph_parents(identity)
+    assert dg.AssetKey(["staging", "stg_identity__records"]) in graph_children(identity)
     # every staging model reads the landing asset that feeds it
     graph = repository.asset_graph
     for feed in contracts.load():
@@ -37,7 +45,22 @@ def test_definitions_load_with_the_whole_graph():
     for key in keys:
         node = graph.get(key)
         assert node.description, key
-        assert node.group_name in {"landing", "staging"}, key
+        assert node.group_name in {
+            "landing",
+            "staging",
+            "intermediate",
+            "identity",
+            "marts",
+            "seeds",
+        }, key
+
+
+def graph_parents(key: dg.AssetKey) -> set[dg.AssetKey]:
+    return set(defs.get_repository_def().asset_graph.get(key).parent_keys)
+
+
+def graph_children(key: dg.AssetKey) -> set[dg.AssetKey]:
+    return set(defs.get_repository_def().asset_graph.get(key).child_keys)
 
 
 def test_the_code_location_loads_as_dagster_dev_loads_it():

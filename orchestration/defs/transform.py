@@ -15,7 +15,7 @@ from dagster_dbt import (
 )
 
 from orchestration.defs.resources import dbt_project
-from orchestration.settings import DBT_EXECUTABLE, reports_path
+from orchestration.settings import DBT_EXECUTABLE, DBT_SELECTIONS, reports_path
 
 
 def ensure_manifest(*, refresh: bool = False) -> None:
@@ -40,6 +40,8 @@ class TealTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
             return "landing"
+        if dbt_resource_props["resource_type"] == "seed":
+            return "seeds"
         fqn = dbt_resource_props.get("fqn", [])
         return fqn[1] if len(fqn) > 2 else "dbt"
 
@@ -52,25 +54,47 @@ ensure_manifest(refresh=bool(os.environ.get("DAGSTER_IS_DEV_CLI")))
 TRANSLATOR = TealTranslator(DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR
-)
-def teal_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Build and test every dbt model; dbt tests report as asset checks."""
+def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, report: str):
+    """`dbt build` of the selected nodes; writes data/reports/<report>.json; fails on any error."""
     invocation = dbt.cli(["build"], context=context, raise_on_error=False)
     yield from invocation.stream()
     results = invocation.get_artifact("run_results.json")
     summary = summarise_run_results(results)
-    path = reports_path() / "dbt_build.json"
+    path = reports_path() / f"{report}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    context.log.info(f"dbt build: {summary['counts']}")
+    context.log.info(f"dbt build ({report}): {summary['counts']}")
     if not invocation.is_successful():
         failed = [r["unique_id"] for r in summary["failures"]]
         raise dg.Failure(
             description=f"dbt build failed: {', '.join(failed[:10])}",
             metadata={"failures": dg.MetadataValue.json(summary["failures"])},
         )
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=TRANSLATOR,
+    select=DBT_SELECTIONS["feeds"]["select"],
+    exclude=DBT_SELECTIONS["feeds"]["exclude"],
+    name="teal_dbt_feeds",
+)
+def teal_dbt_feeds(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """Build and test the staging models of the feeds and the identifiers identity resolution reads."""
+    yield from build(context, dbt, "dbt_build_feeds")
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=TRANSLATOR,
+    select=DBT_SELECTIONS["customers"]["select"],
+    name="teal_dbt_customers",
+)
+def teal_dbt_customers(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """Build and test the customer models over the identity tables: golden record, facts, summary."""
+    yield from build(context, dbt, "dbt_build_customers")
 
 
 def summarise_run_results(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,4 +121,4 @@ def summarise_run_results(results: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-defs = dg.Definitions(assets=[teal_dbt_models])
+defs = dg.Definitions(assets=[teal_dbt_feeds, teal_dbt_customers])

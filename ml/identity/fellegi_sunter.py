@@ -1,0 +1,450 @@
+"""The Fellegi-Sunter model: m and u probabilities per comparison level, estimated from the data.
+
+For a pair of records and each comparison, `m` is the probability of the observed level if the
+two records are the same person and `u` if they are not. The match weight is the sum of
+``log2(m / u)`` over the comparisons (null levels weigh 0) plus the prior
+``log2(λ / (1 - λ))``, where λ is the probability that two records drawn at random are the same
+person; the match probability is ``1 / (1 + 2 ** -weight)``.
+
+Estimation, all deterministic for a given input and seed:
+
+* **u** from record pairs drawn at random (almost all of them are different people); every pair
+  when the data is small. Zero counts are smoothed by half a pair. A "swapped names" level takes
+  the u of the exact level (a swap is no commoner among strangers than an exact match).
+* **m and λ** by expectation-maximisation over the blocked candidate pairs, with u held fixed
+  (which keeps EM from drifting into "same household" instead of "same person"). The prior λ
+  is over *all* pairs: the expected number of matching candidate pairs divided by n(n-1)/2,
+  since pairs left out by blocking are taken as non-matches. Pairs a veto rule refuses (first
+  names or dates of birth that clearly differ) count as non-matches in the E-step. EM runs on
+  the distinct level patterns with their counts, so it costs nothing even for millions of pairs.
+  Probabilities are clipped to [1e-4, 1 - 1e-4]; EM stops when no m moves by more than the
+  tolerance. With fewer than `min_expected_matches` expected matches, m stays at the start
+  values (documented per level in `comparisons.py`).
+* **Households**: for pairs at the exact same address, last name, e-mail, phone and country
+  take a u counted among different people at one address (two different first names, both
+  known names), so that a shared surname or landline is not counted as if strangers rarely had one.
+* **Term frequencies**: for exact-value levels the u of a pair agreeing on value v is the share
+  of records holding v (at least `tf_minimum_u`), as in Splink: agreeing on "Smith" says less
+  than agreeing on "Szczepański". EM itself uses the plain u.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from ml.identity.comparisons import Comparison, PreparedRecords, compare_pairs
+
+PROBABILITY_CLIP = (1e-4, 1 - 1e-4)
+
+
+@dataclass
+class ComparisonParameters:
+    """m and u per level of one comparison (levels best first, the last one "else")."""
+
+    name: str
+    levels: list[str]
+    m: list[float]
+    u: list[float]
+    tf_levels: list[str] = field(default_factory=list)
+    u_same_address: list[float] | None = None  # u among different people at one address
+
+    def weights(self) -> list[float]:
+        """log2(m/u) per level, in bits."""
+        return [math.log2(m / u) for m, u in zip(self.m, self.u, strict=True)]
+
+
+@dataclass
+class MatchModel:
+    """Estimated parameters of the matcher; `to_dict`/`from_dict` round-trip through JSON."""
+
+    comparisons: list[ComparisonParameters]
+    prior: float  # λ: probability that two records drawn at random are the same person
+    em_iterations: int = 0
+    em_converged: bool = False
+    em_note: str = ""
+    expected_matches: float = 0.0
+    u_pairs: int = 0
+    same_address_pairs: int = 0  # certainly different people at one address behind u_same_address
+    n_records: int = 0
+    tf_minimum_u: float = 1e-5
+
+    def get(self, name: str) -> ComparisonParameters:
+        """The parameters of one comparison."""
+        for comparison in self.comparisons:
+            if comparison.name == name:
+                return comparison
+        raise KeyError(f"the model has no comparison {name!r}")
+
+    @property
+    def prior_weight(self) -> float:
+        """log2(λ / (1 - λ)) in bits."""
+        return math.log2(self.prior / (1 - self.prior))
+
+    def to_dict(self) -> dict:
+        """A plain dict (JSON-serialisable)."""
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The model as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MatchModel:
+        """Inverse of `to_dict`."""
+        data = dict(data)
+        data["comparisons"] = [ComparisonParameters(**c) for c in data["comparisons"]]
+        return cls(**data)
+
+    def summary(self) -> str:
+        """A readable table of levels with m, u and weight."""
+        lines = [
+            f"prior λ = {self.prior:.3g} ({self.prior_weight:+.2f} bits), "
+            f"EM iterations {self.em_iterations}, converged {self.em_converged}"
+            + (f" ({self.em_note})" if self.em_note else ""),
+            f"{'comparison':<15}{'level':<22}{'m':>9}{'u':>11}{'weight':>9}",
+        ]
+        for comparison in self.comparisons:
+            for k, (level, m, u, w) in enumerate(
+                zip(
+                    comparison.levels, comparison.m, comparison.u, comparison.weights(), strict=True
+                )
+            ):
+                tf = " (tf)" if level in comparison.tf_levels else ""
+                line = f"{comparison.name:<15}{level + tf:<22}{m:>9.4f}{u:>11.2e}{w:>+9.2f}"
+                if comparison.u_same_address is not None:
+                    same = comparison.u_same_address[k]
+                    line += f"   same address: u {same:.2e}, {math.log2(m / same):+.2f}"
+                lines.append(line)
+        if self.same_address_pairs:
+            lines.append(
+                f"(same-address u from {self.same_address_pairs:,} pairs of different people "
+                "at one address)"
+            )
+        return "\n".join(lines)
+
+
+def n_pairs(n: int) -> int:
+    """Number of unordered pairs of n records."""
+    return n * (n - 1) // 2
+
+
+def sample_pairs(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs when there are at most `size`, else `size` random pairs (left < right)."""
+    if n_pairs(n) <= size:
+        left, right = np.triu_indices(n, k=1)
+        return left.astype(np.int64), right.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    left = rng.integers(0, n, size=size + size // 10 + 10)
+    right = rng.integers(0, n, size=len(left))
+    keep = left != right
+    left, right = left[keep][:size], right[keep][:size]
+    return np.minimum(left, right), np.maximum(left, right)
+
+
+def estimate_u(
+    prepared: PreparedRecords,
+    comparisons: Sequence[Comparison],
+    size: int,
+    seed: int,
+    batch_size: int = 500_000,
+    workers: int = 1,
+    progress: bool = False,
+) -> tuple[list[list[float]], int]:
+    """u per level from random pairs (see module docstring); returns (u, pairs used)."""
+    left, right = sample_pairs(prepared.n, size, seed)
+    counts = [np.zeros(len(c.levels)) for c in comparisons]
+    starts = range(0, len(left), batch_size)
+    for start in tqdm(starts, desc="u from random pairs", unit="batch", disable=not progress):
+        gamma = compare_pairs(
+            prepared,
+            comparisons,
+            left[start : start + batch_size],
+            right[start : start + batch_size],
+            workers,
+        )
+        for j, comparison in enumerate(comparisons):
+            column = gamma[:, j]
+            counts[j] += np.bincount(column[column >= 0], minlength=len(comparison.levels))
+    u = []
+    for j, comparison in enumerate(comparisons):
+        smoothed = (counts[j] + 0.5) / (counts[j].sum() + 0.5 * len(comparison.levels))
+        for level, like in comparison.u_like:
+            smoothed[comparison.level_index(level)] = smoothed[comparison.level_index(like)]
+        u.append(np.clip(smoothed, 1e-9, 1 - 1e-9).tolist())
+    return u, len(left)
+
+
+@dataclass
+class EMResult:
+    """Output of `run_em`."""
+
+    m: list[list[float]]
+    prior: float
+    iterations: int
+    converged: bool
+    expected_matches: float
+    note: str = ""
+    level_matches: list[list[float]] = field(default_factory=list)  # expected matches per level
+
+
+def pattern_u(
+    patterns: np.ndarray,
+    u: Sequence[Sequence[float]],
+    u_same_address: Sequence[Sequence[float] | None] | None = None,
+    same_address: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Per comparison, the u of each row's level (1.0 where null); rows at one address take
+    `u_same_address` where a comparison has one."""
+    out = []
+    for j, uj in enumerate(u):
+        levels = patterns[:, j]
+        values = np.append(np.asarray(uj, dtype=float), 1.0)[levels]
+        alternative = u_same_address[j] if u_same_address is not None else None
+        if alternative is not None and same_address is not None and same_address.any():
+            values = np.where(
+                same_address, np.append(np.asarray(alternative, dtype=float), 1.0)[levels], values
+            )
+        out.append(values)
+    return out
+
+
+def posterior(
+    patterns: np.ndarray, m: list[np.ndarray], u_rows: list[np.ndarray], prior: float
+) -> np.ndarray:
+    """P(match | levels) for each row of `patterns` (int8 levels, -1 = null); `u_rows` as
+    returned by `pattern_u`."""
+    logit = np.full(len(patterns), math.log(prior / (1 - prior)))
+    for j, mj in enumerate(m):
+        logit += np.log(np.append(mj, 1.0)[patterns[:, j]]) - np.log(u_rows[j])
+    return 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
+
+
+def run_em(
+    patterns: np.ndarray,
+    counts: np.ndarray,
+    u_rows: list[np.ndarray],
+    m_start: Sequence[Sequence[float]],
+    prior_start: float,
+    total_pairs: int,
+    vetoed: np.ndarray | None = None,
+    max_iterations: int = 100,
+    tolerance: float = 1e-5,
+    min_expected_matches: float = 5.0,
+) -> EMResult:
+    """Estimate m (per comparison and level) and the prior λ with u fixed.
+
+    `patterns`: distinct level vectors of the candidate pairs, `counts`: how many pairs have each,
+    `u_rows`: the u of each pattern's level per comparison (`pattern_u`), `total_pairs`:
+    n(n-1)/2, `vetoed`: patterns never taken as matches.
+    """
+    low, high = PROBABILITY_CLIP
+    m = [np.clip(np.asarray(x, dtype=float) / np.sum(x), low, high) for x in m_start]
+    prior = float(np.clip(prior_start, 1e-12, 0.5))
+    counts = np.asarray(counts, dtype=float)
+    iterations, converged, expected = 0, False, 0.0
+    level_matches = [np.zeros(len(x)) for x in m]
+    for iterations in range(1, max_iterations + 1):
+        p = posterior(patterns, m, u_rows, prior)
+        if vetoed is not None:
+            p[vetoed] = 0.0
+        weighted = p * counts
+        expected = float(weighted.sum())
+        if expected < min_expected_matches:
+            return EMResult(
+                [x.tolist() for x in m],
+                float(np.clip(prior_start, 1e-12, 0.5)),
+                iterations,
+                False,
+                expected,
+                f"fewer than {min_expected_matches:g} expected matches: kept the start values",
+            )
+        new_m = []
+        for j, mj in enumerate(m):
+            column = patterns[:, j]
+            known = column >= 0
+            sums = np.bincount(column[known], weights=weighted[known], minlength=len(mj))
+            level_matches[j] = sums
+            if sums.sum() <= 0:
+                new_m.append(mj)
+                continue
+            new_m.append(np.clip(sums / sums.sum(), low, high))
+        new_prior = float(np.clip(expected / max(total_pairs, 1), 1e-12, 0.5))
+        change = max(float(np.max(np.abs(a - b))) for a, b in zip(new_m, m, strict=True))
+        prior_change = abs(math.log(new_prior / prior))
+        m, prior = new_m, new_prior
+        if change < tolerance and prior_change < tolerance * 10:
+            converged = True
+            break
+    return EMResult(
+        [x.tolist() for x in m],
+        prior,
+        iterations,
+        converged,
+        expected,
+        level_matches=[x.tolist() for x in level_matches],
+    )
+
+
+def cap_rare_levels(
+    m: Sequence[float],
+    u: Sequence[float],
+    level_matches: Sequence[float] | None,
+    min_matches: float = 10.0,
+) -> list[float]:
+    """m lowered so that a level with fewer than `min_matches` expected matching pairs weighs
+    no more than the first (exact) level.
+
+    A level seen almost never, neither among matches nor in the random pairs, gets its weight
+    from two tiny, unreliable numbers (0.0001 / 0.0000005 is +7.6 bits); a typo of a name should
+    not count more than the name itself on such thin evidence.
+    """
+    top = m[0] / u[0]
+    counts = list(level_matches) if level_matches else [0.0] * len(m)
+    out = [m[0]]
+    for mk, uk, seen in zip(m[1:], u[1:], counts[1:], strict=True):
+        out.append(mk if seen >= min_matches else min(mk, uk * top))
+    return out
+
+
+def estimate_u_same_address(
+    gamma: np.ndarray,
+    comparisons: Sequence[Comparison],
+    u: Sequence[Sequence[float]],
+    certainly_different: np.ndarray,
+    conditioned: Sequence[str],
+    pseudo_pairs: float = 100.0,
+    min_pairs: int = 200,
+) -> tuple[list[list[float] | None], int]:
+    """u among different people living at one address, for the `conditioned` comparisons.
+
+    People at one address share last names, a landline, a country far more often than two
+    strangers do; counting those agreements at their random-pair weight merges households.
+    This u is counted on candidate pairs at the exact same address that are certainly
+    different people (`certainly_different`: two different first names, both known names), smoothed
+    towards the random-pair u by `pseudo_pairs`; with fewer than `min_pairs` such pairs the data
+    shows no households and nothing is adjusted. Returns (per comparison u or None, pairs used).
+    """
+    names = [c.name for c in comparisons]
+    out: list[list[float] | None] = [None] * len(comparisons)
+    if "address" not in names:
+        return out, 0
+    rows = (gamma[:, names.index("address")] == 0) & certainly_different
+    if rows.sum() < min_pairs:
+        return out, 0
+    for j, comparison in enumerate(comparisons):
+        if comparison.name not in conditioned:
+            continue
+        levels = gamma[rows, j]
+        counts = np.bincount(levels[levels >= 0], minlength=len(comparison.levels))
+        smoothed = (counts + pseudo_pairs * np.asarray(u[j])) / (counts.sum() + pseudo_pairs)
+        for level, _ in comparison.u_like:  # swapped names: as rare at one address as anywhere
+            smoothed[comparison.level_index(level)] = u[j][comparison.level_index(level)]
+        out[j] = np.clip(smoothed, 1e-9, 1 - 1e-9).tolist()
+    return out, int(rows.sum())
+
+
+def same_address_rows(comparisons: Sequence[Comparison], gamma: np.ndarray) -> np.ndarray | None:
+    """Rows whose address comparison is "exact" (None without an address comparison)."""
+    names = [c.name for c in comparisons]
+    if "address" not in names:
+        return None
+    return gamma[:, names.index("address")] == 0
+
+
+def _cap_fuzzy_at_exact(
+    weights: np.ndarray,
+    comparison: Comparison,
+    params: ComparisonParameters,
+    levels: np.ndarray,
+    prepared: PreparedRecords,
+    left: np.ndarray,
+    right: np.ndarray,
+    minimum_u: float,
+) -> None:
+    """A near-agreement weighs at most what exact agreement on the commoner value would.
+
+    "john" against "jmhn" must not count more than "john" against "john"; fuzzy levels carry no
+    term-frequency adjustment of their own, so they are capped at the exact level's
+    frequency-adjusted weight for the more frequent of the two values (in place).
+    """
+    exact = comparison.levels[0]
+    if exact.tf is None or exact.name not in params.tf_levels:
+        return
+    fuzzy = (levels > 0) & (levels < len(comparison.levels) - 1)
+    rows = np.flatnonzero(fuzzy & (weights > 0))
+    if not len(rows):
+        return
+    tf = prepared.tf[exact.tf]
+    commoner = np.fmax(tf[left[rows]], tf[right[rows]])
+    u_tf = np.maximum(np.nan_to_num(commoner, nan=1.0), minimum_u)
+    cap = np.log2(params.m[0] / u_tf)
+    weights[rows] = np.minimum(weights[rows], np.maximum(cap, 0.0))
+
+
+def pair_weights(
+    model: MatchModel,
+    comparisons: Sequence[Comparison],
+    gamma: np.ndarray,
+    prepared: PreparedRecords,
+    left: np.ndarray,
+    right: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Match weight (bits, prior included) per pair and the weight of each comparison.
+
+    Term-frequency levels use the frequency of the left record's value as u (at least
+    `model.tf_minimum_u`); fuzzy levels are capped by `_cap_fuzzy_at_exact`. At one address, a comparison with a same-address u mixes in the
+    share h of different people there who agree whatever the value:
+    ``u = h + (1 - h) * frequency``, with h from the same-address u of the level.
+    """
+    params = [model.get(c.name) for c in comparisons]
+    right = left if right is None else right
+    same = same_address_rows(comparisons, gamma)
+    u_rows = pattern_u(gamma, [p.u for p in params], [p.u_same_address for p in params], same)
+    per_field = np.zeros(gamma.shape, dtype=np.float64)
+    for j, comparison in enumerate(comparisons):
+        m = np.asarray(params[j].m)
+        levels = gamma[:, j]
+        per_field[:, j] = np.log2(np.append(m, 1.0)[levels]) - np.log2(u_rows[j])
+        for index, level in enumerate(comparison.levels):
+            if level.tf is None or level.name not in params[j].tf_levels:
+                continue
+            rows = np.flatnonzero(levels == index)
+            if not len(rows):
+                continue
+            tf = prepared.tf[level.tf][left[rows]]
+            u_tf = np.maximum(np.nan_to_num(tf, nan=1.0), model.tf_minimum_u)
+            if params[j].u_same_address is not None and same is not None:
+                # at one address: a share h of different people agree whatever the value
+                # (a family name), the others as often as strangers with this value
+                base = params[j].u[index]
+                h = max(0.0, (params[j].u_same_address[index] - base) / (1.0 - base))
+                u_tf = np.where(same[rows], h + (1.0 - h) * u_tf, u_tf)
+            per_field[rows, j] = np.log2(m[index] / u_tf)
+        _cap_fuzzy_at_exact(
+            per_field[:, j],
+            comparison,
+            params[j],
+            levels,
+            prepared,
+            left,
+            right,
+            model.tf_minimum_u,
+        )
+    total = per_field.sum(axis=1) + model.prior_weight
+    return total, per_field
+
+
+def probability(weight: np.ndarray | float) -> np.ndarray | float:
+    """Match probability from a match weight in bits."""
+    return 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+
+
+def weight_for(probability_value: float) -> float:
+    """The match weight (bits) at which the match probability equals `probability_value`."""
+    return math.log2(probability_value / (1 - probability_value))

@@ -1,0 +1,233 @@
+"""Identity resolution over the warehouse: read the observed identifiers, link, assign stable ids, write.
+
+    from ml.identity.pipeline import resolve_warehouse
+    outcome = resolve_warehouse(connection, run_id="...")
+
+Steps, all on one DuckDB connection (Dagster calls this from orchestration/defs/identity.py):
+
+1. read `intermediate.int_identifiers_observed` (every identifier of every source record) and the
+   CRM person records of `staging.stg_crm__customers`;
+2. score CRM records that share no strong identifier with the Fellegi-Sunter matcher
+   (`ml.identity.matching`) and keep the accepted links as extra edges;
+3. link everything in the identity graph with the merge protection of `identity.yml`
+   (`ml.identity.graph`);
+4. give every customer cluster its stable id, keeping last run's ids (`ml.identity.stable_ids`);
+5. replace the `identity.*` tables and append to `identity.history`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ml.identity import config as identity_config
+from ml.identity import graph as identity_graph
+from ml.identity import matching, stable_ids
+
+SCHEMA = "identity"
+OBSERVATIONS = "intermediate.int_identifiers_observed"
+CRM_RECORDS = "staging.stg_crm__customers"
+
+# CRM columns in the matcher's standard names.
+PERSON_COLUMNS = {
+    "crm_id": "record_id",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "email": "email",
+    "phone_e164": "phone",
+    "birth_date": "date_of_birth",
+    "gender": "gender",
+    "street": "street",
+    "city": "city",
+    "postcode": "postcode",
+    "country_code": "country",
+}
+
+HISTORY_DDL = f"""
+create table if not exists {SCHEMA}.history (
+    event_at timestamp not null,
+    run_id varchar not null,
+    event_type varchar not null,
+    customer_id varchar not null,
+    other_customer_id varchar,
+    reason varchar
+)
+"""
+
+
+@dataclass
+class IdentityOutcome:
+    """What one identity run did."""
+
+    run_id: str
+    observations: int
+    records: int
+    records_unresolved: int
+    customers: int
+    match_links: int
+    events: dict[str, int] = field(default_factory=dict)
+    shared: int = 0
+    never_linked: int = 0
+    refused: int = 0
+    match_report: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (for Dagster metadata and JSON)."""
+        return dict(self.__dict__)
+
+
+def table_exists(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether schema.table exists."""
+    return bool(
+        connection.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def read_inputs(connection: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The observed identifiers and the CRM person records in the matcher's standard columns."""
+    observations = connection.execute(
+        f"select record_key, source, id_type, id_value, first_seen_at from {OBSERVATIONS}"
+    ).df()
+    columns = ", ".join(f"{source} as {target}" for source, target in PERSON_COLUMNS.items())
+    people = connection.execute(f"select {columns} from {CRM_RECORDS} order by crm_id").df()
+    people["date_of_birth"] = people["date_of_birth"].astype("string")
+    return observations, people
+
+
+def previous_mapping(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """Last run's identifier -> customer id, or None on a first run (or a full rebuild)."""
+    if not table_exists(connection, SCHEMA, "identifiers"):
+        return None
+    return connection.execute(
+        f"select id_type, id_value, customer_id from {SCHEMA}.identifiers where customer_id is not null"
+    ).df()
+
+
+def match_links(people: pd.DataFrame, settings: Any = None, *, progress: bool = False):
+    """The matcher's accepted CRM-to-CRM links as graph edges, and its scored pairs and report."""
+    resolution = matching.resolve_entities(people, settings, progress=progress)
+    links = resolution.links
+    accepted = links[links["is_match"]]
+    edges = pd.DataFrame(
+        {
+            "id_type_l": "crm_id",
+            "id_value_l": accepted["record_id_l"].astype(str),
+            "id_type_r": "crm_id",
+            "id_value_r": accepted["record_id_r"].astype(str),
+            "rule": "probabilistic",
+            "score": accepted["match_weight"].astype(float),
+        }
+    )
+    return edges, resolution
+
+
+def _naive_utc(values: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC (every `_at` column of the warehouse means UTC)."""
+    values = pd.to_datetime(values, utc=True)
+    return values.dt.tz_convert("UTC").dt.tz_localize(None)
+
+
+def _replace(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Replace identity.<table> with the frame."""
+    connection.register("_frame", frame)
+    try:
+        connection.execute(f"create or replace table {SCHEMA}.{table} as select * from _frame")
+    finally:
+        connection.unregister("_frame")
+
+
+def resolve_warehouse(
+    connection: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    config_path: Path | None = None,
+    match_settings: Any = None,
+    now: dt.datetime | None = None,
+    progress: bool = False,
+) -> IdentityOutcome:
+    """Run identity resolution over the warehouse and write the identity tables (see module docstring)."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    config = (
+        identity_config.load_config(config_path) if config_path else identity_config.load_config()
+    )
+    observations, people = read_inputs(connection)
+    edges, resolution = match_links(people, match_settings, progress=progress)
+    graph = identity_graph.resolve_graph(observations, edges, config, progress=progress)
+    previous = previous_mapping(connection)
+    assignment = stable_ids.assign_customer_ids(graph, previous, run_id=run_id, now=now)
+    customer_of_cluster = assignment.customers[["cluster_id", "customer_id"]].drop_duplicates(
+        "cluster_id"
+    )
+    identifiers = graph.nodes.merge(assignment.mapping, on=["id_type", "id_value"], how="left")
+    records = graph.records.merge(customer_of_cluster, on="cluster_id", how="left")
+
+    connection.execute(f"create schema if not exists {SCHEMA}")
+    connection.execute("begin transaction")
+    try:
+        identifiers["first_seen_at"] = _naive_utc(identifiers["first_seen_at"])
+        _replace(
+            connection,
+            "identifiers",
+            identifiers[
+                ["id_type", "id_value", "cluster_id", "customer_id", "status", "first_seen_at"]
+            ],
+        )
+        _replace(
+            connection, "records", records[["record_key", "source", "cluster_id", "customer_id"]]
+        )
+        _replace(
+            connection,
+            "customers",
+            assignment.customers.rename(columns={"identifiers": "identifier_count"}).assign(
+                first_seen_at=lambda frame: _naive_utc(frame["first_seen_at"])
+            ),
+        )
+        _replace(connection, "evidence", graph.evidence)
+        _replace(connection, "refused_merges", graph.refused)
+        _replace(connection, "shared_identifiers", graph.shared)
+        _replace(connection, "match_links", resolution.links)
+        _replace(
+            connection,
+            "match_model",
+            pd.DataFrame({"run_id": [run_id], "model": [resolution.model.to_json()]}),
+        )
+        connection.execute(HISTORY_DDL)
+        if len(assignment.events):
+            events_frame = assignment.events.assign(
+                event_at=_naive_utc(assignment.events["event_at"])
+            )
+            connection.register("_events", events_frame)
+            connection.execute(
+                f"insert into {SCHEMA}.history select event_at, run_id, event_type, customer_id, "
+                "other_customer_id, reason from _events"
+            )
+            connection.unregister("_events")
+        connection.execute("commit")
+    except Exception:
+        connection.execute("rollback")
+        raise
+
+    events = (
+        assignment.events["event_type"].value_counts().to_dict() if len(assignment.events) else {}
+    )
+    return IdentityOutcome(
+        run_id=run_id,
+        observations=len(observations),
+        records=len(records),
+        records_unresolved=int(records["customer_id"].isna().sum()),
+        customers=len(assignment.customers),
+        match_links=len(edges),
+        events={str(k): int(v) for k, v in events.items()},
+        shared=len(graph.shared),
+        never_linked=len(graph.never_linked),
+        refused=len(graph.refused),
+        match_report=resolution.report.to_dict(),
+    )

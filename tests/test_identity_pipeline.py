@@ -1,0 +1,188 @@
+"""Identity resolution over a real warehouse: stable ids across an added day and a full rebuild.
+
+Generated data is landed by the real loader, staged by a real `dbt build`, and resolved by
+`ml.identity.pipeline.resolve_warehouse`, the function the Dagster asset calls.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from ml.identity.pipeline import resolve_warehouse
+from orchestration.landing import contracts
+from orchestration.landing.loader import Loader
+from orchestration.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, DBT_SELECTIONS
+
+CUSTOMERS = 800
+SEED = 11
+LAST_DAY = "2026-11-20"
+
+
+def dbt_build(warehouse: Path, part: str, target: Path) -> None:
+    selection = DBT_SELECTIONS[part]
+    command = [DBT_EXECUTABLE, "build", "--quiet", "--target-path", str(target)]
+    command += ["--select", *selection["select"].split()]
+    if selection.get("exclude"):
+        command += ["--exclude", *selection["exclude"].split()]
+    env = {**os.environ, "TEAL_WAREHOUSE": str(warehouse), "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}
+    done = subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+def land_and_resolve(warehouse: Path, landing: Path, run_id: str, target: Path) -> None:
+    with duckdb.connect(str(warehouse)) as connection:
+        loader = Loader(connection, landing)
+        for feed in contracts.load():
+            loader.land_feed(feed.name, progress=False)
+    dbt_build(warehouse, "feeds", target)
+    with duckdb.connect(str(warehouse)) as connection:
+        resolve_warehouse(connection, run_id=run_id)
+
+
+def mapping(warehouse: Path) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        return connection.execute(
+            "select id_type, id_value, customer_id from identity.identifiers "
+            "where customer_id is not null order by id_type, id_value"
+        ).df()
+
+
+@dataclass
+class Runs:
+    incremental: Path
+    rebuild: Path
+    before: pd.DataFrame
+    after: pd.DataFrame
+    rebuilt: pd.DataFrame
+    truth: Path
+    target: Path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Runs:
+    from ml.synthetic import generate
+
+    root = tmp_path_factory.mktemp("identity")
+    landing, held_back = root / "landing", root / "held_back"
+    generate(landing, root / "truth", customers=CUSTOMERS, seed=SEED, progress=False)
+    # the last day's files arrive later
+    for path in sorted(landing.rglob(f"*{LAST_DAY}*")):
+        destination = held_back / path.relative_to(landing)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(path, destination)
+    incremental = root / "incremental.duckdb"
+    land_and_resolve(incremental, landing, "day-1", root / "target")
+    before = mapping(incremental)
+    for path in sorted(held_back.rglob("*.*")):
+        shutil.move(path, landing / path.relative_to(held_back))
+    land_and_resolve(incremental, landing, "day-2", root / "target")
+    after = mapping(incremental)
+    rebuild = root / "rebuild.duckdb"
+    land_and_resolve(rebuild, landing, "rebuild", root / "target")
+    return Runs(
+        incremental, rebuild, before, after, mapping(rebuild), root / "truth", root / "target"
+    )
+
+
+def history(warehouse: Path) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        return connection.execute("select * from identity.history").df()
+
+
+def test_an_added_day_keeps_every_id_except_recorded_merges(runs):
+    assert len(runs.after) > len(runs.before)
+    events = history(runs.incremental)
+    day2 = events[events["run_id"] == "day-2"]
+    merged_into = dict(
+        zip(
+            day2.loc[day2["event_type"] == "merged", "customer_id"],
+            day2.loc[day2["event_type"] == "merged", "other_customer_id"],
+            strict=True,
+        )
+    )
+    gone = set(runs.before["customer_id"]) - set(runs.after["customer_id"])
+    assert gone == set(merged_into) | set(day2.loc[day2["event_type"] == "retired", "customer_id"])
+    joined = runs.before.merge(runs.after, on=["id_type", "id_value"], suffixes=("_1", "_2"))
+    expected = joined["customer_id_1"].map(lambda cid: merged_into.get(cid, cid))
+    moved = joined[joined["customer_id_2"] != expected]
+    split_ids = set(day2.loc[day2["event_type"] == "split", "customer_id"])
+    assert set(moved["customer_id_1"]) <= split_ids
+    # every id in use was created (or split off) in one of the two runs
+    created = set(events.loc[events["event_type"].isin(["created", "split"]), "customer_id"])
+    created |= set(events.loc[events["event_type"] == "split", "other_customer_id"].dropna())
+    assert set(runs.after["customer_id"]) <= created
+
+
+def test_a_full_rebuild_reproduces_the_ids(runs):
+    pd.testing.assert_frame_equal(runs.rebuilt, runs.after)
+
+
+def test_rerunning_identity_changes_nothing(runs, tmp_path):
+    copy = tmp_path / "again.duckdb"
+    shutil.copy(runs.incremental, copy)
+    with duckdb.connect(str(copy)) as connection:
+        resolve_warehouse(connection, run_id="again")
+    pd.testing.assert_frame_equal(mapping(copy), runs.after)
+    again = history(copy)
+    assert again[again["run_id"] == "again"].empty
+
+
+def test_every_fact_carries_its_customer_and_unresolved_rows_are_counted(runs):
+    dbt_build(runs.incremental, "customers", runs.target)
+    with duckdb.connect(str(runs.incremental), read_only=True) as connection:
+
+        def one(sql: str) -> int:
+            return connection.execute(sql).fetchone()[0]
+
+        customers = one("select count(*) from identity.customers")
+        assert one("select count(*) from marts.dim_customers") == customers
+        assert one("select count(*) from marts.dim_customer_summary") == customers
+        # no order line is lost, and an order without a customer reference has no customer
+        assert one("select count(*) from marts.fct_order_items") == one(
+            "select count(*) from staging.stg_orders__order_lines"
+        )
+        assert (
+            one(
+                "select count(*) from marts.fct_order_items where customer_ref_type is null "
+                "and customer_id is not null"
+            )
+            == 0
+        )
+        # every order that names a crm id resolves (crm ids are never junk or shared)
+        assert (
+            one(
+                "select count(*) from marts.fct_order_items where customer_ref_type = 'crm_id' "
+                "and customer_id is null"
+            )
+            == 0
+        )
+        assert one("select count(*) from marts.fct_clickstream_events") == one(
+            "select count(*) from staging.stg_clickstream__events"
+        )
+        # logged-in events always resolve; anonymous ones only through a cookie that logged in
+        assert (
+            one(
+                "select count(*) from marts.fct_clickstream_events where user_id is not null "
+                "and customer_id is null"
+            )
+            == 0
+        )
+        # golden record lineage points at a record of the same customer
+        assert (
+            one(
+                """
+            select count(*) from marts.dim_customers as customers
+            inner join identity.records as records on customers.name_source_record = records.record_key
+            where records.customer_id != customers.customer_id
+            """
+            )
+            == 0
+        )
