@@ -186,3 +186,55 @@ def test_every_fact_carries_its_customer_and_unresolved_rows_are_counted(runs):
             )
             == 0
         )
+
+
+def test_explain_says_why_two_records_are_and_are_not_one_customer(runs):
+    from ml.identity.inspect import explain_pair
+
+    with duckdb.connect(str(runs.incremental), read_only=True) as connection:
+        pair = connection.execute(
+            """
+            select min(id_value), max(id_value) from identity.identifiers
+            where id_type = 'crm_id' and customer_id is not null
+            group by customer_id having count(*) = 2
+            order by 1 limit 1
+            """
+        ).fetchone()
+        same = explain_pair(connection, f"crm:{pair[0]}", f"crm:{pair[1]}")
+        strangers = connection.execute(
+            "select min(id_value) from identity.identifiers "
+            "where id_type = 'crm_id' and customer_id is not null group by customer_id order by 1 limit 2"
+        ).fetchall()
+        apart = explain_pair(connection, f"crm:{strangers[0][0]}", f"crm:{strangers[1][0]}")
+        with pytest.raises(ValueError, match="no such record"):
+            explain_pair(connection, "crm:C0000000", f"crm:{pair[0]}")
+    assert "Same customer, because:" in same
+    assert f"crm_id:{pair[0]}" in same and f"crm_id:{pair[1]}" in same
+    assert "Not the same customer." in apart
+    assert "same customer: no" in apart  # the matcher's field-by-field verdict
+
+
+def test_preview_shows_the_splits_a_stricter_limit_would_cause(runs, tmp_path):
+    from ml.identity.inspect import preview_config
+
+    text = (Path(__file__).resolve().parents[1] / "ml" / "identity" / "identity.yml").read_text()
+    stricter = text.replace(
+        "limits:\n  user_id: 1\n  crm_id: 3\n", "limits:\n  user_id: 1\n  crm_id: 1\n"
+    )
+    assert stricter != text
+    path = tmp_path / "identity.yml"
+    path.write_text(stricter)
+    with duckdb.connect(str(runs.incremental), read_only=True) as connection:
+        changes = preview_config(connection, path)
+    assert not changes.empty
+    assert set(changes["event_type"]) <= {"split", "merged", "retired"}
+    # a profile may no longer hold two CRM records: resolved CRM duplicates would split apart
+    with duckdb.connect(str(runs.incremental), read_only=True) as connection:
+        duplicated = connection.execute(
+            "select count(*) from (select customer_id from identity.identifiers "
+            "where id_type = 'crm_id' and customer_id is not null group by 1 having count(*) > 1)"
+        ).fetchone()[0]
+    assert duplicated > 0
+    assert (changes["event_type"] == "split").sum() == duplicated
+    # nothing was written: the warehouse still holds the applied mapping
+    pd.testing.assert_frame_equal(mapping(runs.incremental), runs.after)
