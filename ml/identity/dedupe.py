@@ -126,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("ID_A", "ID_B"),
         help="print why two records are (not) the same person; may be repeated",
     )
+    parser.add_argument(
+        "--no-vetoes",
+        action="store_true",
+        help="let the score alone decide: link pairs whose first names or birth dates clearly "
+        "differ when the rest agrees strongly (for files whose errors replace whole values; "
+        "twins and same-name parents at one address may then merge)",
+    )
     parser.add_argument("--seed", type=int, default=MatchSettings.seed, help="random seed for u")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     return parser
@@ -147,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             mapping[args.id_column] = "record_id"
         settings = MatchSettings(
-            threshold=args.threshold, seed=args.seed, near_miss=min(0.05, args.threshold)
+            threshold=args.threshold,
+            seed=args.seed,
+            near_miss=min(0.05, args.threshold),
+            vetoes=() if args.no_vetoes else MatchSettings.vetoes,
         )
         resolution = resolve_entities(records, settings, mapping=mapping, progress=not args.quiet)
     except (InputError, ValueError) as exc:
