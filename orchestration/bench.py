@@ -3,8 +3,9 @@
     python -m orchestration.bench --customers 1000000 [--seed 42] [--workdir data/bench/1000000]
 
 Each stage runs in a process of its own, so its peak resident memory is its own: generating
-the sample, landing each feed, validating each feed's batch with Great Expectations, and
-`dbt build`. Results are printed as a table and written to <workdir>/bench.json.
+the sample, landing each feed, validating each feed's batch with Great Expectations, each
+part of `dbt build`, identity resolution, clustering and the rule segments (as of $TEAL_AS_OF,
+else the sample's last day). Results are printed as a table and written to <workdir>/bench.json.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ml.as_of import cutoff, dbt_value
 from orchestration.settings import (
+    AS_OF_ENV,
     DBT_EXECUTABLE,
     DBT_PROJECT_DIR,
     DBT_SELECTIONS,
@@ -74,6 +77,7 @@ def run_stage(stage: str, workdir: Path, customers: int, seed: int) -> dict:
             "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
         }
         command = [DBT_EXECUTABLE, "build", "--quiet", "--target-path", str(workdir / "dbt_target")]
+        command += ["--vars", json.dumps({"as_of": dbt_value(bench_as_of())})]
         command += ["--select", *selection["select"].split()]
         if selection.get("exclude"):
             command += ["--exclude", *selection["exclude"].split()]
@@ -84,6 +88,22 @@ def run_stage(stage: str, workdir: Path, customers: int, seed: int) -> dict:
         with duckdb.connect(str(warehouse)) as connection:
             outcome = resolve_warehouse(connection, run_id="bench")
             rows = outcome.observations
+    elif stage == "clusters":
+        from ml.clustering import cluster_customers
+
+        with duckdb.connect(str(warehouse)) as connection:
+            run = cluster_customers(
+                connection, model_dir=workdir / "models", as_of=cutoff(bench_as_of())
+            )
+            rows = run.rows
+    elif stage == "segments":
+        from ml.segments import load_catalogue, load_segments, run_segments
+        from ml.segments.catalogue import SEGMENTS_DIR
+
+        segments = load_segments(SEGMENTS_DIR, load_catalogue())
+        with duckdb.connect(str(warehouse)) as connection:
+            runs = run_segments(connection, segments, bench_as_of())
+            rows = sum(run.members for run in runs)
     else:
         raise SystemExit(f"unknown stage {stage!r}")
     return {
@@ -105,7 +125,17 @@ def stages() -> list[str]:
         "dbt:feeds",
         "identity",
         "dbt:customers",
+        "clusters",
+        "dbt:audiences",
+        "segments",
     ]
+
+
+def bench_as_of() -> str:
+    """Features and segments as of $TEAL_AS_OF, else the generator's last day."""
+    from ml.synthetic.generator import DEFAULT_END
+
+    return os.environ.get(AS_OF_ENV) or DEFAULT_END.isoformat()
 
 
 def write_report(

@@ -9,6 +9,15 @@ from orchestration.settings import DEFAULT_WAREHOUSE, WAREHOUSE_ENV, quiet_telem
 os.environ.setdefault(WAREHOUSE_ENV, str(DEFAULT_WAREHOUSE))
 quiet_telemetry()
 
-from orchestration.defs import identity, jobs, landing, resources, transform  # noqa: E402
+from orchestration.defs import (  # noqa: E402
+    audiences,
+    identity,
+    jobs,
+    landing,
+    resources,
+    transform,
+)
 
-defs = dg.Definitions.merge(resources.defs, landing.defs, transform.defs, identity.defs, jobs.defs)
+defs = dg.Definitions.merge(
+    resources.defs, landing.defs, transform.defs, identity.defs, audiences.defs, jobs.defs
+)

@@ -14,6 +14,8 @@ WAREHOUSE_ENV = "TEAL_WAREHOUSE"
 # dbt from the same environment as this Python, whether or not that environment is on PATH.
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 LANDING_ENV = "TEAL_LANDING"
+# The moment features and segments are computed as of (ml/as_of.py): unset means the run's start.
+AS_OF_ENV = "TEAL_AS_OF"
 
 
 def warehouse_path() -> Path:
@@ -41,13 +43,19 @@ def quiet_telemetry() -> None:
 # The dbt project runs in two parts because Python sits between them: the feed models
 # (staging, and the identifiers identity resolution reads), then, after the identity assets
 # (orchestration/defs/identity.py), the customer models over the identity tables.
+# A third part, the audience models, follows the ML clusters (orchestration/defs/audiences.py),
+# which read the features the customer part builds.
 DBT_SELECTIONS = {
     "feeds": {
         "select": "path:models/staging path:models/intermediate/identity",
-        "exclude": "path:models/staging/identity",
+        "exclude": "path:models/staging/identity path:models/staging/ml",
     },
     "customers": {
         "select": "path:models/staging/identity path:models/intermediate/customers "
-        "path:models/marts path:seeds",
+        "path:models/intermediate/behaviour path:models/marts/customers "
+        "path:models/marts/features path:seeds",
+    },
+    "audiences": {
+        "select": "path:models/staging/ml path:models/marts/audiences",
     },
 }

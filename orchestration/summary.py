@@ -95,6 +95,7 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
             f"({unresolved:,} resolve to nobody: anonymous browsing or junk identifiers); "
             f"{shared:,} shared identifiers link nobody; last run: {changes}",
         ]
+    lines += audience_lines(connection)
     counts = dbt_counts()
     if counts:
         models = counts.get("model", {})
@@ -111,9 +112,46 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
         "  make dev            the Dagster UI at http://localhost:3000: assets, checks, runs",
         "  make docs           dbt docs (dbt_project/target/index.html) and Great Expectations Data Docs",
         f"                      ({_relative(DATA_DOCS)})",
-        f"  the warehouse       {_relative(warehouse_path())} (schemas: landing, one per feed, staging, intermediate, identity, marts)",
+        f"  the warehouse       {_relative(warehouse_path())} (schemas: landing, one per feed, staging, intermediate, identity, marts, ml, segments)",
     ]
     return "\n".join(lines)
+
+
+def _has_table(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        connection.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def audience_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """RFM, clusters and segment sizes of the latest run, a line or a few each."""
+    lines: list[str] = []
+    if _has_table(connection, "marts", "customer_rfm"):
+        as_of, buckets = connection.execute(
+            "select max(as_of_at), string_agg(rfm_segment || ' ' || n, ', ' order by n desc) "
+            "from (select any_value(as_of_at) as as_of_at, rfm_segment, count(*) as n "
+            "from marts.customer_rfm group by rfm_segment)"
+        ).fetchone()
+        lines.append(f"RFM as of {as_of}: {buckets}")
+    if _has_table(connection, "ml", "cluster_profiles"):
+        clusters = connection.execute(
+            "select string_agg(cluster_id || ' ' || cluster_label || ' (' || size || ')', '; ' "
+            "order by cluster_id) from ml.cluster_profiles"
+        ).fetchone()[0]
+        lines.append(f"Clusters: {clusters}")
+    if _has_table(connection, "segments", "segment_sizes"):
+        rows = connection.execute(
+            """
+            select segment_name, members, entered, exited from segments.segment_sizes
+            where snapshot_date = (select max(snapshot_date) from segments.segment_sizes)
+            order by segment_name
+            """
+        ).fetchall()
+        lines.append(f"Segments ({len(rows)}): " + ", ".join(f"{n} {m:,}" for n, m, _, _ in rows))
+    return lines
 
 
 def dbt_counts() -> dict[str, dict[str, int]]:

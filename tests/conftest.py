@@ -12,3 +12,5 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DBT_PROFILES_DIR", str(REPO_ROOT / "dbt_project"))
 os.environ.setdefault("TEAL_WAREHOUSE", str(REPO_ROOT / "data" / "test-unused.duckdb"))
+# Features and segments as of the sample data's last day (the generator's default end date).
+os.environ.setdefault("TEAL_AS_OF", "2026-11-20")

@@ -29,11 +29,18 @@ def test_definitions_load_with_the_whole_graph():
         "stg_identity__identifiers",
         "stg_identity__customers",
         "stg_identity__history",
+        "stg_ml__customer_clusters",
     }
     # identity sits between the feed models and the customer models
     identity = dg.AssetKey(["identity", "records"])
     assert dg.AssetKey(["intermediate", "int_identifiers_observed"]) in graph_parents(identity)
     assert dg.AssetKey(["staging", "stg_identity__records"]) in graph_children(identity)
+    # the clusters read the features and feed the audience model that rule segments read
+    clusters = dg.AssetKey(["ml", "customer_clusters"])
+    assert dg.AssetKey(["marts", "customer_features"]) in graph_parents(clusters)
+    assert dg.AssetKey(["staging", "stg_ml__customer_clusters"]) in graph_children(clusters)
+    memberships = dg.AssetKey(["segments", "segment_memberships"])
+    assert dg.AssetKey(["marts", "dim_customer_attributes"]) in graph_parents(memberships)
     # every staging model reads the landing asset that feeds it
     graph = repository.asset_graph
     for feed in contracts.load():
@@ -52,6 +59,7 @@ def test_definitions_load_with_the_whole_graph():
             "identity",
             "marts",
             "seeds",
+            "audiences",
         }, key
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -166,7 +167,10 @@ def test_quarantine_holds_exactly_the_malformed_rows_with_reasons(run):
 
 def test_running_again_changes_nothing(run):
     assert run.second.success
-    assert run.tables_after_second == run.tables_after_first
+    # every table keeps its rows, except the log of clustering runs, which gains this run
+    after_first, after_second = dict(run.tables_after_first), dict(run.tables_after_second)
+    assert after_second.pop("ml.cluster_runs") == after_first.pop("ml.cluster_runs") + 1
+    assert after_second == after_first
     checks = check_results(run.second)
     assert checks[("orders/order_lines", "reconciles")]
     # nothing new was landed, so nothing new was quarantined
@@ -208,7 +212,8 @@ def test_run_summary_and_dbt_docs(run, tmp_path):
         check=True,
     ).stdout
     assert "crm" in summary and "quarantined" in summary
-    assert "dbt build: 19 models built (0 not)" in summary
+    assert "dbt build: 27 models built (0 not)" in summary
+    assert "RFM as of 2026-11-21 00:00:00: " in summary and "Segments (12): " in summary
     assert "Identity: " in summary and "customers from" in summary
     assert "Great Expectations: 6 of 6 suites passed" in summary
     docs = subprocess.run(
@@ -238,3 +243,92 @@ def test_identity_resolution_meets_the_bar_on_the_default_sample(run):
     assert evaluation.scopes["all"]["precision"] >= 0.995
     # every order that names its customer resolves
     assert unresolved_orders == 0
+
+
+def test_features_rfm_clusters_and_segments_as_of_the_last_day(run):
+    from ml.segments import load_catalogue, load_segments
+    from ml.segments.catalogue import SEGMENTS_DIR
+
+    with duckdb.connect(str(run.warehouse), read_only=True) as connection:
+
+        def one(sql: str) -> object:
+            return connection.execute(sql).fetchone()[0]
+
+        customers = one("select count(*) from marts.dim_customers")
+        for table in ("customer_features", "customer_rfm", "dim_customer_attributes"):
+            assert one(f"select count(*) from marts.{table}") == customers, table
+        assert one("select count(*) from ml.customer_clusters") == customers
+        # TEAL_AS_OF=2026-11-20 (conftest): everything before 2026-11-21 00:00, nothing after
+        assert connection.execute(
+            "select distinct as_of_at from marts.dim_customer_attributes"
+        ).fetchall() == [(datetime(2026, 11, 21),)]
+        assert one("select count(*) from marts.fct_sessions where ended_at >= '2026-11-21'") == 0
+        # RFM: buyers are scored 1..5 and named; the others are their own bucket
+        assert (
+            one(
+                "select count(*) from marts.customer_rfm where has_purchased and "
+                "(r_score not between 1 and 5 or rfm_segment = 'No Purchases')"
+            )
+            == 0
+        )
+        assert (
+            one(
+                "select count(*) from marts.customer_rfm where not has_purchased "
+                "and (r_score is not null or rfm_segment <> 'No Purchases')"
+            )
+            == 0
+        )
+        assert one("select count(*) from marts.customer_rfm where has_purchased") == one(
+            "select count(distinct customer_id) from marts.fct_orders "
+            "where is_completed and ordered_at < '2026-11-21'"
+        )
+        assert (
+            one("select count(*) from marts.fct_rfm_snapshots where snapshot_date = '2026-11-20'")
+            == customers
+        )
+        # the second run kept every cluster id (same data, same model)
+        assert one(
+            "select adjusted_rand_vs_previous from ml.cluster_runs order by fitted_at desc limit 1"
+        ) == pytest.approx(1.0)
+        # every shipped segment ran; its size is its open memberships
+        names = {segment.name for segment in load_segments(SEGMENTS_DIR, load_catalogue())}
+        sizes = dict(
+            connection.execute(
+                "select segment_name, members from segments.segment_sizes "
+                "where snapshot_date = '2026-11-20'"
+            ).fetchall()
+        )
+        assert set(sizes) == names
+        open_rows = dict(
+            connection.execute(
+                "select segment_name, count(*) from segments.segment_memberships "
+                "where valid_to is null group by all"
+            ).fetchall()
+        )
+        assert {name: open_rows.get(name, 0) for name in names} == sizes
+        # cart abandoners of the last 24 hours, counted straight from the events
+        abandoners = {
+            row[0]
+            for row in connection.execute(
+                """
+                select customer_id from marts.fct_clickstream_events
+                where customer_id is not null
+                    and occurred_at >= timestamp '2026-11-20 00:00:00'
+                    and occurred_at < timestamp '2026-11-21 00:00:00'
+                group by customer_id
+                having count(*) filter (where event_type = 'add_to_cart') > 0
+                    and count(*) filter (where event_type = 'purchase') = 0
+                """
+            ).fetchall()
+        }
+        members = {
+            row[0]
+            for row in connection.execute(
+                "select customer_id from segments.segment_memberships "
+                "where segment_name = 'cart_abandoners_24h' and valid_to is null"
+            ).fetchall()
+        }
+        assert abandoners and members == abandoners
+    charts = run.warehouse.parent / "reports" / "charts"
+    for name in ("rfm_grid.png", "segment_sizes.png"):
+        assert (charts / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name

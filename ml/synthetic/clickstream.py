@@ -562,6 +562,18 @@ class Generator:
             self.orders.line_start[order] + np.clip(pair, 0, None) % np.maximum(k, 1)
         ]
         sku = np.where(in_pairs, line_sku, popular)
+        # A shopper weighing a product up comes back to it: a browsing view often repeats the
+        # product of the view just before it in the session (two passes make runs of three).
+        for _ in range(2):
+            again = np.zeros(n, dtype=bool)
+            again[1:] = (
+                (etype[1:] == PRODUCT_VIEW)
+                & (etype[:-1] == PRODUCT_VIEW)
+                & (sid[1:] == sid[:-1])
+                & ~in_pairs[1:]
+            )
+            again &= rng.random(n) < 0.4
+            sku = np.where(again, np.roll(sku, 1), sku)
         has_sku = np.isin(etype, (PRODUCT_VIEW, ADD_TO_CART, REMOVE_FROM_CART))
         campaign = np.maximum(s.campaign[sid], 0)
         query = rng.integers(0, len(vocab.SEARCH_QUERIES), size=n)

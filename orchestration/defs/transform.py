@@ -14,7 +14,8 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from orchestration.defs.resources import dbt_project
+from ml.as_of import dbt_value
+from orchestration.defs.resources import dbt_project, run_as_of
 from orchestration.settings import DBT_EXECUTABLE, DBT_SELECTIONS, reports_path
 
 
@@ -55,8 +56,10 @@ TRANSLATOR = TealTranslator(DagsterDbtTranslatorSettings(enable_source_tests_as_
 
 
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, report: str):
-    """`dbt build` of the selected nodes; writes data/reports/<report>.json; fails on any error."""
-    invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+    """`dbt build` of the selected nodes as of the run's as_of; writes data/reports/<report>.json;
+    fails on any error."""
+    variables = json.dumps({"as_of": dbt_value(run_as_of(context))})
+    invocation = dbt.cli(["build", "--vars", variables], context=context, raise_on_error=False)
     yield from invocation.stream()
     results = invocation.get_artifact("run_results.json")
     summary = summarise_run_results(results)
@@ -72,29 +75,37 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, report: str):
         )
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=TRANSLATOR,
-    select=DBT_SELECTIONS["feeds"]["select"],
-    exclude=DBT_SELECTIONS["feeds"]["exclude"],
-    name="teal_dbt_feeds",
-)
-def teal_dbt_feeds(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Build and test the staging models of the feeds and the identifiers identity resolution reads."""
-    yield from build(context, dbt, "dbt_build_feeds")
+def dbt_part(part: str, description: str) -> dg.AssetsDefinition:
+    """The dbt models of one part of DBT_SELECTIONS as one multi-asset `teal_dbt_<part>` whose
+    step runs `dbt build` of that selection (see settings.py for why the project is split)."""
+    selection = DBT_SELECTIONS[part]
+
+    def part_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        yield from build(context, dbt, f"dbt_build_{part}")
+
+    part_assets.__doc__ = description  # the step's description in the UI
+    return dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        dagster_dbt_translator=TRANSLATOR,
+        select=selection["select"],
+        exclude=selection.get("exclude"),
+        name=f"teal_dbt_{part}",
+    )(part_assets)
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=TRANSLATOR,
-    select=DBT_SELECTIONS["customers"]["select"],
-    name="teal_dbt_customers",
+teal_dbt_feeds = dbt_part(
+    "feeds",
+    "Build and test the staging models of the feeds and the identifiers identity resolution reads.",
 )
-def teal_dbt_customers(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Build and test the customer models over the identity tables: golden record, facts, summary."""
-    yield from build(context, dbt, "dbt_build_customers")
+teal_dbt_customers = dbt_part(
+    "customers",
+    "Build and test the customer models over the identity tables: golden record, facts, "
+    "summary, sessions, features and RFM.",
+)
+teal_dbt_audiences = dbt_part(
+    "audiences", "Build and test the audience model over features, RFM and the ML clusters."
+)
 
 
 def summarise_run_results(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,4 +132,4 @@ def summarise_run_results(results: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-defs = dg.Definitions(assets=[teal_dbt_feeds, teal_dbt_customers])
+defs = dg.Definitions(assets=[teal_dbt_feeds, teal_dbt_customers, teal_dbt_audiences])
