@@ -138,10 +138,10 @@ def audience_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
         lines.append(f"RFM as of {as_of}: {buckets}")
     if _has_table(connection, "ml", "cluster_profiles"):
         clusters = connection.execute(
-            "select string_agg(cluster_id || ' ' || cluster_label || ' (' || size || ')', '; ' "
-            "order by cluster_id) from ml.cluster_profiles"
-        ).fetchone()[0]
-        lines.append(f"Clusters: {clusters}")
+            "select cluster_id, cluster_label, size from ml.cluster_profiles order by cluster_id"
+        ).fetchall()
+        lines.append(f"Clusters ({len(clusters)}): customers")
+        lines += [f"  {c:>2} {label:<48}{size:>9,}" for c, label, size in clusters]
     if _has_table(connection, "segments", "segment_sizes"):
         rows = connection.execute(
             """
@@ -150,7 +150,8 @@ def audience_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
             order by segment_name
             """
         ).fetchall()
-        lines.append(f"Segments ({len(rows)}): " + ", ".join(f"{n} {m:,}" for n, m, _, _ in rows))
+        lines.append(f"Segments ({len(rows)}): members today (entered, left)")
+        lines += [f"  {n:<34}{m:>9,}  (+{e:,}, -{x:,})" for n, m, e, x in rows]
     return lines
 
 

@@ -332,3 +332,27 @@ def test_features_rfm_clusters_and_segments_as_of_the_last_day(run):
     charts = run.warehouse.parent / "reports" / "charts"
     for name in ("rfm_grid.png", "segment_sizes.png"):
         assert (charts / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_segments_alone_refuse_a_cutoff_other_than_the_features(run, monkeypatch):
+    from dagster_duckdb import DuckDBResource
+
+    from orchestration.defs.audiences import rule_segments
+
+    monkeypatch.setenv("TEAL_AS_OF", "2026-11-19")
+    before = table_counts(run.warehouse)
+    result = dg.materialize(
+        [rule_segments],
+        resources={"warehouse": DuckDBResource(database=str(run.warehouse))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failures = [
+        event.step_failure_data.error.message
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE"
+    ]
+    assert len(failures) == 1
+    assert "would run as of 2026-11-20 00:00:00" in failures[0]
+    assert "holds features as of 2026-11-21 00:00:00: materialise" in failures[0]
+    assert table_counts(run.warehouse) == before

@@ -152,6 +152,23 @@ def rule_segments(context: dg.AssetExecutionContext):
             description="segment files are not valid:\n" + "\n".join(error.messages()),
         ) from error
     as_of = run_as_of(context)
+    # checked before anything is written (and outside the connection's block: a failure raised
+    # inside it would leave the warehouse open in this process)
+    with context.resources.warehouse.get_connection() as connection:
+        held = [
+            row[0]
+            for row in connection.execute(
+                "select distinct as_of_at from marts.dim_customer_attributes"
+            ).fetchall()
+        ]
+    if held != [cutoff(as_of)]:
+        raise dg.Failure(
+            description=f"the segments would run as of {cutoff(as_of)} but "
+            "marts.dim_customer_attributes holds features as of "
+            f"{', '.join(str(value) for value in held) or 'nothing'}: materialise the "
+            "features, clusters and audience model in the same run (or set $TEAL_AS_OF "
+            "to the features' as_of), so behaviour and features share one cutoff"
+        )
     with context.resources.warehouse.get_connection() as connection:
         runs = run_segments(connection, segments, as_of)
         day = snapshot_date(as_of)
