@@ -191,6 +191,11 @@ def google_phone(value: object, default_region: str | None = None) -> str | None
     return _e164(value, default_region)
 
 
+def _name_tokens(text: str) -> list[str]:
+    """The words of a name, lower-case and in Unicode NFC, split at spaces and commas."""
+    return [t for t in _TOKEN_SEPARATORS.split(unicodedata.normalize("NFC", text).lower()) if t]
+
+
 def google_first_name(value: object) -> str | None:
     """Lower-case given name without leading titles (Mr, Mrs, Ms, Dr, ...) or punctuation.
 
@@ -200,7 +205,7 @@ def google_first_name(value: object) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    tokens = [t for t in _TOKEN_SEPARATORS.split(unicodedata.normalize("NFC", text).lower()) if t]
+    tokens = _name_tokens(text)
     while len(tokens) > 1 and tokens[0].rstrip(".") in NAME_PREFIXES:
         tokens.pop(0)
     if len(tokens) == 1 and tokens[0].endswith(".") and tokens[0].rstrip(".") in NAME_PREFIXES:
@@ -217,7 +222,7 @@ def google_last_name(value: object) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    tokens = [t for t in _TOKEN_SEPARATORS.split(unicodedata.normalize("NFC", text).lower()) if t]
+    tokens = _name_tokens(text)
     while len(tokens) > 1 and tokens[-1].rstrip(".") in NAME_SUFFIXES:
         tokens.pop()
     last = tokens[0] if len(tokens) == 1 else ""
