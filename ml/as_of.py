@@ -14,6 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+def naive_utc(moment: datetime) -> datetime:
+    """The same instant as a naive UTC datetime (naive input is taken to be UTC already)."""
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
 def cutoff(value: str | date | datetime) -> datetime:
     """The exclusive cutoff (naive UTC) of an as_of value; ValueError names what is wrong."""
     if isinstance(value, datetime):
@@ -33,9 +40,7 @@ def cutoff(value: str | date | datetime) -> datetime:
                 f"as_of {value!r} is not a date (YYYY-MM-DD) or a timestamp "
                 "(YYYY-MM-DD HH:MM[:SS], UTC)"
             ) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+    return naive_utc(moment)
 
 
 def snapshot_date(value: str | date | datetime) -> date:

@@ -10,6 +10,7 @@ import sys
 
 import duckdb
 
+from ml.warehouse import table_exists
 from orchestration.settings import REPO_ROOT, reports_path, warehouse_path
 
 DATA_DOCS = (
@@ -70,9 +71,7 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
             f"Great Expectations: {passed} of {suites} suites passed on their latest batch "
             f"({successful} of {evaluated} expectations met, {warnings} outlier warnings)",
         ]
-    if connection.execute(
-        "select count(*) from information_schema.tables where table_schema = 'identity' and table_name = 'records'"
-    ).fetchone()[0]:
+    if table_exists(connection, "identity", "records"):
         customers, records, unresolved, shared = connection.execute(
             """
             select
@@ -117,32 +116,23 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
     return "\n".join(lines)
 
 
-def _has_table(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        connection.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
-
-
 def audience_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
     """RFM, clusters and segment sizes of the latest run, a line or a few each."""
     lines: list[str] = []
-    if _has_table(connection, "marts", "customer_rfm"):
+    if table_exists(connection, "marts", "customer_rfm"):
         as_of, buckets = connection.execute(
             "select max(as_of_at), string_agg(rfm_segment || ' ' || n, ', ' order by n desc) "
             "from (select any_value(as_of_at) as as_of_at, rfm_segment, count(*) as n "
             "from marts.customer_rfm group by rfm_segment)"
         ).fetchone()
         lines.append(f"RFM as of {as_of}: {buckets}")
-    if _has_table(connection, "ml", "cluster_profiles"):
+    if table_exists(connection, "ml", "cluster_profiles"):
         clusters = connection.execute(
             "select cluster_id, cluster_label, size from ml.cluster_profiles order by cluster_id"
         ).fetchall()
         lines.append(f"Clusters ({len(clusters)}): customers")
         lines += [f"  {c:>2} {label:<48}{size:>9,}" for c, label, size in clusters]
-    if _has_table(connection, "segments", "segment_sizes"):
+    if table_exists(connection, "segments", "segment_sizes"):
         rows = connection.execute(
             """
             select segment_name, members, entered, exited from segments.segment_sizes

@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from ml.clustering.features import FeatureScaler
 from ml.clustering.settings import ClusterSettings
+from ml.warehouse import table_exists
 
 MODEL_FILE = "model.joblib"
 PARAMS_FILE = "params.json"
@@ -315,11 +316,7 @@ def previous_model(
 ) -> PreviousModel | None:
     """The model the last run used, or None on a first run (see module docstring)."""
     model_dir = Path(model_dir)
-    exists = connection.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'ml' and table_name = 'cluster_runs'"
-    ).fetchall()[0][0]
-    if exists:
+    if table_exists(connection, "ml", "cluster_runs"):
         versions = connection.execute(
             "select model_version from ml.cluster_runs order by fitted_at desc, model_version desc"
         ).fetchall()

@@ -57,7 +57,7 @@ import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
-from ml.as_of import cutoff
+from ml.as_of import cutoff, naive_utc
 from ml.clustering import charts
 from ml.clustering.features import FeatureScaler, raw_matrix
 from ml.clustering.model import (
@@ -72,6 +72,7 @@ from ml.clustering.model import (
 from ml.clustering.profiles import ProfileAccumulator, label_clusters, z_matrix
 from ml.clustering.settings import ClusterSettings
 from ml.clustering.stable_ids import IdMatch, adjusted_rand_from_contingency, match_cluster_ids
+from ml.warehouse import table_exists
 
 DEFAULT_TABLE = "marts.customer_features"
 SCHEMA = "ml"
@@ -176,7 +177,7 @@ def cluster_customers(
     the table holds. `now` stamps `fitted_at` (default: the current UTC time).
     """
     settings = settings or ClusterSettings()
-    fitted_at = _naive_utc(now) if now is not None else dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    fitted_at = naive_utc(now or dt.datetime.now(dt.UTC))
     fitted_at = fitted_at.replace(microsecond=0)
     features = settings.features
     seconds: dict[str, float] = {}
@@ -372,12 +373,6 @@ def count_customers(
     return int(rows)
 
 
-def _naive_utc(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
-
-
 def resolve_as_of(
     connection: duckdb.DuckDBPyConnection, table: str, as_of: dt.datetime | dt.date | str | None
 ) -> dt.datetime | None:
@@ -489,21 +484,11 @@ def assign_batches(
     return pa.Table.from_batches(parts, schema=schema), accumulator
 
 
-def _table_exists(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        connection.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?",
-            [schema, table],
-        ).fetchall()[0][0]
-    )
-
-
 def adjusted_rand_vs_previous(
     connection: duckdb.DuckDBPyConnection, assigned: pa.Table
 ) -> float | None:
     """ARI between ml.customer_clusters (last run) and `assigned`, over customers in both."""
-    if not _table_exists(connection, SCHEMA, "customer_clusters"):
+    if not table_exists(connection, SCHEMA, "customer_clusters"):
         return None
     connection.register("_clusters_assigned", assigned)
     try:

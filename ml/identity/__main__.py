@@ -12,17 +12,13 @@ A and B are records (`crm:C1000003`, `order:O100000001`, `consent:<id>`) or iden
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import duckdb
 
 from ml.identity.evaluate import REPO_ROOT
-
-
-def _warehouse(path: Path | None) -> Path:
-    return path or Path(os.environ.get("TEAL_WAREHOUSE") or REPO_ROOT / "data" / "warehouse.duckdb")
+from orchestration.settings import warehouse_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,12 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         from ml.identity.evaluate import main as evaluate_main
 
-        forwarded = ["--warehouse", str(_warehouse(args.warehouse)), "--truth", str(args.truth)]
-        return evaluate_main(forwarded + (["--json"] if args.json else []))
+        forwarded = ["--truth", str(args.truth)] + (["--json"] if args.json else [])
+        if args.warehouse:
+            forwarded += ["--warehouse", str(args.warehouse)]
+        return evaluate_main(forwarded)  # which defaults the warehouse the same way
 
     from ml.identity.inspect import explain_pair, preview_config
 
-    path = _warehouse(args.warehouse)
+    path = args.warehouse or warehouse_path()
     if not path.exists():
         print(f"No warehouse at {path}: run `make run` first.", file=sys.stderr)
         return 2

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +42,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ml.identity.metrics import cluster_metrics, pairwise_metrics
+from orchestration.settings import REPO_ROOT, warehouse_path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TRUTH_KINDS = {"phone_e164": "phone"}
 
 
@@ -170,9 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truth", type=Path, default=REPO_ROOT / "data" / "ground_truth")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON")
     args = parser.parse_args(argv)
-    warehouse = args.warehouse or Path(
-        os.environ.get("TEAL_WAREHOUSE") or REPO_ROOT / "data" / "warehouse.duckdb"
-    )
+    warehouse = args.warehouse or warehouse_path()
     if not (args.truth / "identifiers.csv").exists():
         print(
             f"No ground truth in {args.truth}: it comes with generated sample data.",

@@ -28,6 +28,7 @@ import pandas as pd
 from ml.identity import config as identity_config
 from ml.identity import graph as identity_graph
 from ml.identity import matching, stable_ids
+from ml.warehouse import table_exists
 
 SCHEMA = "identity"
 OBSERVATIONS = "intermediate.int_identifiers_observed"
@@ -79,16 +80,6 @@ class IdentityOutcome:
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (for Dagster metadata and JSON)."""
         return dict(self.__dict__)
-
-
-def table_exists(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """Whether schema.table exists."""
-    return bool(
-        connection.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
 
 
 def read_inputs(connection: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -12,7 +12,6 @@ takes a date or UTC timestamp (a date means the end of that day; default now).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,6 @@ import duckdb
 from ml.as_of import cutoff
 from ml.segments.catalogue import (
     DEFAULT_CATALOGUE,
-    REPO_ROOT,
     SEGMENTS_DIR,
     CatalogueError,
     load_catalogue,
@@ -32,10 +30,7 @@ from ml.segments.catalogue import (
 from ml.segments.compiler import Tables, compile_segment
 from ml.segments.membership import DEFINITIONS, SIZES, segment_size
 from ml.segments.rules import Segment, SegmentValidationError, load_segments
-
-
-def _warehouse(path: Path | None) -> Path:
-    return path or Path(os.environ.get("TEAL_WAREHOUSE") or REPO_ROOT / "data" / "warehouse.duckdb")
+from orchestration.settings import warehouse_path
 
 
 def _open(warehouse: Path) -> duckdb.DuckDBPyConnection:
@@ -73,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.add_argument("name")
     show.add_argument("--as-of", default=None, help="date or UTC timestamp; default now")
     args = parser.parse_args(argv)
-    warehouse = _warehouse(args.warehouse)
+    warehouse = args.warehouse or warehouse_path()
     segments_dir = args.segments_dir or SEGMENTS_DIR
     catalogue_path = args.catalogue or DEFAULT_CATALOGUE
     try:

@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from orchestration.settings import REPO_ROOT
+
 DEFAULT_CATALOGUE = (
     REPO_ROOT / "dbt_project" / "models" / "marts" / "audiences" / "_audiences__models.yml"
 )

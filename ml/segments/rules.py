@@ -18,12 +18,13 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 
+from ml.as_of import naive_utc
 from ml.segments.catalogue import (
     BOOLEAN,
     DATE,
@@ -605,9 +606,7 @@ def _scalar(value: Any, field: Field, location: str, ctx: _Context) -> Any:
         else:
             moment = None
         if moment is not None:
-            if moment.tzinfo is not None:
-                moment = moment.astimezone(UTC).replace(tzinfo=None)
-            return moment
+            return naive_utc(moment)
     raise ctx.error(problem + f"{_describe(value)}; {hint}", location)
 
 

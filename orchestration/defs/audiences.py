@@ -152,6 +152,7 @@ def rule_segments(context: dg.AssetExecutionContext):
             description="segment files are not valid:\n" + "\n".join(error.messages()),
         ) from error
     as_of = run_as_of(context)
+    moment = cutoff(as_of)
     # checked before anything is written (and outside the connection's block: a failure raised
     # inside it would leave the warehouse open in this process)
     with context.resources.warehouse.get_connection() as connection:
@@ -161,9 +162,9 @@ def rule_segments(context: dg.AssetExecutionContext):
                 "select distinct as_of_at from marts.dim_customer_attributes"
             ).fetchall()
         ]
-    if held != [cutoff(as_of)]:
+    if held != [moment]:
         raise dg.Failure(
-            description=f"the segments would run as of {cutoff(as_of)} but "
+            description=f"the segments would run as of {moment} but "
             "marts.dim_customer_attributes holds features as of "
             f"{', '.join(str(value) for value in held) or 'nothing'}: materialise the "
             "features, clusters and audience model in the same run (or set $TEAL_AS_OF "

@@ -1,12 +1,12 @@
 """Resources shared by every asset: the DuckDB warehouse and the dbt CLI; the run's as_of."""
 
 import os
-from datetime import UTC
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
 from dagster_duckdb import DuckDBResource
 
+from ml.as_of import naive_utc
 from orchestration.settings import AS_OF_ENV, DBT_EXECUTABLE, DBT_PROJECT_DIR, WAREHOUSE_ENV
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -25,9 +25,7 @@ def run_as_of(context: dg.OpExecutionContext) -> str:
     created = record.create_timestamp if record else None
     if created is None:
         raise dg.Failure(f"run {context.run_id} has no creation time; set ${AS_OF_ENV}")
-    if created.tzinfo is not None:
-        created = created.astimezone(UTC).replace(tzinfo=None)
-    return created.isoformat(sep=" ", timespec="seconds")
+    return naive_utc(created).isoformat(sep=" ", timespec="seconds")
 
 
 defs = dg.Definitions(resources={"warehouse": warehouse, "dbt": dbt})
