@@ -22,6 +22,16 @@ export GX_ANALYTICS_ENABLED := false
 export DBT_PROFILES_DIR := $(CURDIR)/dbt_project
 export PYTHONUNBUFFERED := 1
 
+# The salt of erasure tombstones and holdouts (ml/privacy/secrets.py) comes from the
+# environment: a random one is written to this git-ignored file the first time make runs.
+SECRETS := .secrets/teal.env
+$(SECRETS):
+	@mkdir -p $(dir $@)
+	@umask 077 && $(PYTHON) -c "import secrets; print('TEAL_SALT=' + secrets.token_hex(32))" > $@
+	@echo "created $@ with a new random TEAL_SALT (keep it: tombstones and holdouts depend on it)"
+-include $(SECRETS)
+export TEAL_SALT
+
 .PHONY: help run test dev docs data bench bench-febrl lint fmt lock contracts quarantine clean
 
 help: ## list the targets

@@ -10,14 +10,23 @@ os.environ.setdefault(WAREHOUSE_ENV, str(DEFAULT_WAREHOUSE))
 quiet_telemetry()
 
 from orchestration.defs import (  # noqa: E402
+    activation,
     audiences,
     identity,
     jobs,
     landing,
+    privacy,
     resources,
     transform,
 )
 
 defs = dg.Definitions.merge(
-    resources.defs, landing.defs, transform.defs, identity.defs, audiences.defs, jobs.defs
+    resources.defs,
+    landing.defs,
+    transform.defs,
+    identity.defs,
+    privacy.defs,
+    audiences.defs,
+    activation.defs,
+    jobs.defs,
 )

@@ -95,6 +95,7 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
             f"{shared:,} shared identifiers link nobody; last run: {changes}",
         ]
     lines += audience_lines(connection)
+    lines += privacy_lines(connection)
     counts = dbt_counts()
     if counts:
         models = counts.get("model", {})
@@ -111,7 +112,11 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
         "  make dev            the Dagster UI at http://localhost:3000: assets, checks, runs",
         "  make docs           dbt docs (dbt_project/target/index.html) and Great Expectations Data Docs",
         f"                      ({_relative(DATA_DOCS)})",
-        f"  the warehouse       {_relative(warehouse_path())} (schemas: landing, one per feed, staging, intermediate, identity, marts, ml, segments)",
+        f"  the exports         {_relative(warehouse_path().parent / 'exports')}/<export>/latest/ "
+        "(the files its consent purpose allows, and manifest.json)",
+        f"  campaign lift       {_relative(reports_path() / 'campaign_lift.md')}",
+        f"  the warehouse       {_relative(warehouse_path())} (schemas: landing, one per feed, staging, "
+        "intermediate, identity, marts, ml, segments, activation, privacy)",
     ]
     return "\n".join(lines)
 
@@ -142,6 +147,44 @@ def audience_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
         ).fetchall()
         lines.append(f"Segments ({len(rows)}): members today (entered, left)")
         lines += [f"  {n:<34}{m:>9,}  (+{e:,}, -{x:,})" for n, m, e, x in rows]
+    return lines
+
+
+def privacy_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """Erasure, retention and the exports of the latest run."""
+    lines: list[str] = []
+    if table_exists(connection, "privacy", "erasure_log"):
+        requests, removed = connection.execute(
+            "select count(*), coalesce(sum(rows_removed), 0) from privacy.erasure_log"
+        ).fetchone()
+        tombstones = connection.execute("select count(*) from privacy.tombstones").fetchone()[0]
+        lines.append(
+            f"Erasure: {requests:,} requests processed, {removed:,} rows removed, "
+            f"{tombstones:,} identifiers tombstoned"
+        )
+    if table_exists(connection, "privacy", "retention_log"):
+        purged = connection.execute(
+            "select feed, sum(rows_purged) from privacy.retention_log group by feed order by feed"
+        ).fetchall()
+        lines.append(
+            "Retention: "
+            + (", ".join(f"{feed} {n:,} rows purged" for feed, n in purged) or "nothing to purge")
+        )
+    if table_exists(connection, "activation", "export_runs"):
+        rows = connection.execute(
+            """
+            select export_name, rows_exported, rows_holdout, left_out
+            from activation.export_runs
+            where (export_name, generated_at) in (
+                select export_name, max(generated_at) from activation.export_runs group by 1)
+            order by export_name
+            """
+        ).fetchall()
+        lines.append(f"Exports ({len(rows)}): rows exported, held out, left out (by reason)")
+        for name, exported, holdout, left_out in rows:
+            reasons = json.loads(left_out) if isinstance(left_out, str) else (left_out or {})
+            detail = ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items()) if n) or "none"
+            lines.append(f"  {name:<34}{exported:>9,}{holdout:>8,}  left out: {detail}")
     return lines
 
 

@@ -14,3 +14,6 @@ os.environ.setdefault("DBT_PROFILES_DIR", str(REPO_ROOT / "dbt_project"))
 os.environ.setdefault("TEAL_WAREHOUSE", str(REPO_ROOT / "data" / "test-unused.duckdb"))
 # Features and segments as of the sample data's last day (the generator's default end date).
 os.environ.setdefault("TEAL_AS_OF", "2026-11-20")
+# A fixed salt, so holdouts and tombstones in tests are the same on every machine.
+TEST_SALT = "7e57" * 16
+os.environ["TEAL_SALT"] = TEST_SALT

@@ -30,6 +30,10 @@ def test_definitions_load_with_the_whole_graph():
         "stg_identity__customers",
         "stg_identity__history",
         "stg_ml__customer_clusters",
+        "stg_privacy__retention_log",
+        "stg_privacy__erasure_log",
+        "stg_activation__export_runs",
+        "stg_activation__export_members",
     }
     # identity sits between the feed models and the customer models
     identity = dg.AssetKey(["identity", "records"])
@@ -41,6 +45,17 @@ def test_definitions_load_with_the_whole_graph():
     assert dg.AssetKey(["staging", "stg_ml__customer_clusters"]) in graph_children(clusters)
     memberships = dg.AssetKey(["segments", "segment_memberships"])
     assert dg.AssetKey(["marts", "dim_customer_attributes"]) in graph_parents(memberships)
+    # erasure runs after identity and before every customer model; exports follow the
+    # segments and the consent ledger; lift follows the exports
+    erasure = dg.AssetKey(["privacy", "erasure_log"])
+    assert identity in graph_parents(erasure)
+    for model in ("stg_privacy__erasure_log", "dim_customers", "dim_consent_ledger"):
+        assert erasure in graph_parents(next(key for key in keys if key.path[-1] == model)), model
+    candidates = dg.AssetKey(["activation", "export_candidates"])
+    assert {memberships, dg.AssetKey(["marts", "dim_consent_ledger"])} <= graph_parents(candidates)
+    members = dg.AssetKey(["activation", "export_members"])
+    assert candidates in graph_parents(members)
+    assert dg.AssetKey(["staging", "stg_activation__export_members"]) in graph_children(members)
     # every staging model reads the landing asset that feeds it
     graph = repository.asset_graph
     for feed in contracts.load():
@@ -60,6 +75,8 @@ def test_definitions_load_with_the_whole_graph():
             "marts",
             "seeds",
             "audiences",
+            "privacy",
+            "activation",
         }, key
 
 

@@ -300,3 +300,131 @@ def test_a_csv_without_a_contract_column_is_quarantined_whole(landing, connectio
         result.reason
         == "has a header without the column(s) subject; expected request_id, subject, requested_at"
     )
+
+
+def tombstone(connection, *identifiers: str) -> None:
+    """Tombstones as erasure leaves them: salted hashes of an erased person's identifiers."""
+    from ml.privacy.erasure import ensure_tables
+    from ml.privacy.secrets import salted_hash
+
+    ensure_tables(connection)
+    for value in identifiers:
+        connection.execute(
+            "insert into privacy.tombstones values (?, 'ER0000001', now()::timestamp)",
+            [salted_hash(value)],
+        )
+
+
+def test_rows_of_an_erased_person_are_dropped_as_erased_and_reconcile(landing, connection):
+    tombstone(connection, "ann@mail.com", "C0000001", "ck_ann000000001")
+    rows = [
+        ORDER_HEADER,
+        GOOD_ORDER.replace("C0000001", "C0000002"),
+        "O000000002,1, Ann@Mail.COM ,2026-11-01T10:00:00+00:00,web,,SKU-000002,1,9.99,0,GBP,completed",
+        "O000000003,1,c0000001,2026-11-01T10:00:00+00:00,web,,SKU-000002,-3,9.99,0,GBP,completed",
+        "O000000004,1,ann@mail.com,2026-11-01T10:00:00+00:00,web",
+        "O000000005,1,C0000002,2026-11-01T10:00:00+00:00,web,,SKU-000002,1,9.99,0,JPY,completed",
+        "O000000006,1,L12345678,2026-11-01T10:00:00+00:00,store,S001,SKU-000002,1,9.99,0,GBP,completed",
+    ]
+    write(landing, "orders/2026-11-01.csv", "\n".join(rows) + "\n")
+    write(landing, "orders/2026-11-02.csv", "\n".join(rows[:3]) + "\n")  # replayed lines
+    write(landing, "orders/notes.txt", "a note about ann@mail.com\n")
+    lines = [
+        event("a" * 32, anonymous_id="ck_ann000000001"),
+        event("a" * 32, anonymous_id="ck_ann000000001"),  # a retry: erased, not a duplicate
+        event("b" * 32, anonymous_id="ck_bob000000002", device_id="dv_shared0001"),
+        '{"event_id": "' + "c" * 32 + '", "anonymous_id": "ck_ann000000001", broken',
+    ]
+    write(landing, "clickstream/events_2026-11-01.jsonl", "\n".join(lines) + "\n")
+
+    loader = Loader(connection, landing)
+    orders = loader.land_feed("orders", progress=False)
+    clicks = loader.land_feed("clickstream", progress=False)
+    counted = {
+        f.file: (
+            f.status,
+            f.rows_read,
+            f.rows_loaded,
+            f.rows_quarantined,
+            f.rows_duplicate,
+            f.rows_erased,
+        )
+        for f in orders.files + clicks.files
+    }
+    assert counted == {
+        "orders/2026-11-01.csv": ("loaded", 6, 2, 1, 0, 3),
+        "orders/2026-11-02.csv": ("loaded", 2, 0, 0, 1, 1),
+        "orders/notes.txt": ("quarantined", 0, 0, 0, 0, 0),
+        "clickstream/events_2026-11-01.jsonl": ("loaded", 4, 1, 0, 0, 3),
+    }
+    assert orders.as_dict()["rows_erased"] == 4
+    assert connection.execute(
+        "select feed, file, row_number from landing.erased_rows order by all"
+    ).fetchall() == [
+        ("clickstream", "clickstream/events_2026-11-01.jsonl", 1),
+        ("clickstream", "clickstream/events_2026-11-01.jsonl", 2),
+        ("clickstream", "clickstream/events_2026-11-01.jsonl", 4),
+        ("orders", "orders/2026-11-01.csv", 3),
+        ("orders", "orders/2026-11-01.csv", 4),
+        ("orders", "orders/2026-11-01.csv", 5),
+        ("orders", "orders/2026-11-02.csv", 3),
+    ]
+    assert connection.execute("select rows_erased from landing.files order by file").fetchall() == [
+        (3,),
+        (3,),
+        (1,),
+        (0,),
+    ]
+    assert quarantine_messages(connection, "orders") == [
+        "orders/2026-11-01.csv row 6: currency 'JPY' is not one of GBP, EUR, USD",
+        "orders/notes.txt: the whole file is not a file this feed takes (expected *.csv, "
+        "*.parquet) (its first bytes are not kept: they name an erased person)",
+    ]
+    assert connection.execute(
+        "select customer_ref_normalised from orders.order_lines order by _row_number"
+    ).fetchall() == [("C0000002",), ("L12345678",)]
+    # the erased person's raw text is nowhere: not in any table, quarantine or duplicates key
+    for needle in ("ann@mail.com", "c0000001", "ck_ann000000001"):
+        for table, column in (
+            ("landing.quarantine", "raw_text"),
+            ("landing.quarantine", "message"),
+            ("landing.duplicates", "key"),
+            ("orders.order_lines", "customer_ref"),
+            ("clickstream.events", "anonymous_id"),
+        ):
+            hits = connection.execute(
+                f"select count(*) from {table} where contains(lower({column}), ?)", [needle]
+            ).fetchone()[0]
+            assert hits == 0, (table, column, needle)
+    for name in ("orders", "clickstream"):
+        recon = reconciliation(connection, load()[name])
+        assert recon["reconciles"].all(), recon.to_dict("records")
+    recon = reconciliation(connection, load()["orders"])
+    assert recon[["file", "rows_erased", "rows_removed_later"]].values.tolist() == [
+        ["orders/2026-11-01.csv", 3, 0],
+        ["orders/2026-11-02.csv", 1, 0],
+        ["orders/notes.txt", 0, 0],
+    ]
+
+
+def test_a_ledger_from_before_erasure_gains_the_erased_count(landing, connection):
+    connection.execute(
+        """
+        create schema landing;
+        create table landing.files (
+            load_id varchar not null, feed varchar not null, file varchar not null,
+            checksum varchar not null, size_bytes bigint not null, file_format varchar,
+            status varchar not null, reason varchar, rows_read bigint not null,
+            rows_loaded bigint not null, rows_quarantined bigint not null,
+            rows_duplicate bigint not null, landed_at timestamp not null
+        );
+        insert into landing.files values ('old', 'orders', 'orders/old.csv', 'x', 1, 'csv',
+            'loaded', null, 0, 0, 0, 0, now()::timestamp);
+        """
+    )
+    write(landing, "orders/a.csv", f"{ORDER_HEADER}\n{GOOD_ORDER}\n")
+    Loader(connection, landing).land_feed("orders", progress=False)
+    assert connection.execute(
+        "select file, rows_loaded, rows_erased from landing.files order by file"
+    ).fetchall() == [("orders/a.csv", 1, 0), ("orders/old.csv", 0, 0)]
+    assert reconciliation(connection, load()["orders"])["reconciles"].all()

@@ -6,4 +6,114 @@ never hashed), plus `sha256_hex` and `map_series`, which applies a rule to a pan
 computing every distinct value once. Google Customer Match and Meta Custom Audiences normalise
 differently (Google rewrites gmail addresses and keeps the `+` of E.164; Meta does neither), so
 each destination has its own functions and its own field table (`GOOGLE_FIELDS`, `META_FIELDS`).
+
+An export, step by step (the exports asset's whole job):
+
+    exports = load_exports()                    # dbt_project/exports/*.yml, validated
+    segment = segment_for(config, segments)     # the export's segment and consent purpose
+    build_candidates(connection, config, segment, run_id, as_of)
+    problems = verify_candidates(connection, run_id, config.name, segment.consent_purpose)
+    if problems.empty:                          # any row without consent blocks the export
+        result = write_export(connection, config, segment, run_id, as_of)
+    else:
+        record_blocked(connection, config, segment, run_id, as_of, problems)
+
+`config` reads the export files; `holdouts` draws sticky holdouts from a salted hash;
+`candidates` gives every segment member one outcome (export, holdout, or left out by reason);
+`files` writes the CSVs, the Parquet file and the manifest, and records the run in schema
+`activation` and in the audit log.
 """
+
+from ml.activation.candidates import (
+    CANDIDATES,
+    LEFT_OUT_REASONS,
+    OUTCOMES,
+    SUPPRESSION_REASONS,
+    build_candidates,
+    candidate_summary,
+    verify_candidates,
+)
+from ml.activation.config import (
+    EXPORTS_DIR,
+    ExportConfig,
+    ExportConfigError,
+    ExportError,
+    ExportValidationError,
+    load_exports,
+    segment_for,
+)
+from ml.activation.files import (
+    AUDIENCE_CSV,
+    AUDIENCE_PARQUET,
+    FILE_NAMES,
+    GOOGLE_CSV,
+    GOOGLE_HEADER,
+    LATEST,
+    MANIFEST,
+    MEMBERS,
+    META_CSV,
+    META_HEADER,
+    RUNS,
+    ExportResult,
+    describe_file,
+    ensure_tables,
+    export_root,
+    exports_dir_for,
+    read_manifest,
+    record_blocked,
+    update_latest,
+    verify_export_folder,
+    write_export,
+    write_manifest,
+)
+from ml.activation.holdouts import (
+    holdout_bucket,
+    holdout_bucket_sql,
+    holdout_threshold,
+    is_holdout,
+    is_holdout_sql,
+)
+
+__all__ = [
+    "AUDIENCE_CSV",
+    "AUDIENCE_PARQUET",
+    "CANDIDATES",
+    "EXPORTS_DIR",
+    "FILE_NAMES",
+    "GOOGLE_CSV",
+    "GOOGLE_HEADER",
+    "LATEST",
+    "LEFT_OUT_REASONS",
+    "MANIFEST",
+    "MEMBERS",
+    "META_CSV",
+    "META_HEADER",
+    "OUTCOMES",
+    "RUNS",
+    "SUPPRESSION_REASONS",
+    "ExportConfig",
+    "ExportConfigError",
+    "ExportError",
+    "ExportResult",
+    "ExportValidationError",
+    "build_candidates",
+    "candidate_summary",
+    "describe_file",
+    "ensure_tables",
+    "export_root",
+    "exports_dir_for",
+    "holdout_bucket",
+    "holdout_bucket_sql",
+    "holdout_threshold",
+    "is_holdout",
+    "is_holdout_sql",
+    "load_exports",
+    "read_manifest",
+    "record_blocked",
+    "segment_for",
+    "update_latest",
+    "verify_candidates",
+    "verify_export_folder",
+    "write_export",
+    "write_manifest",
+]

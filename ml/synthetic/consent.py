@@ -2,8 +2,12 @@
 
 Files: `consent/consent_<end-14>.csv` with the history up to the CRM full export, then one file
 per day. Subjects are an e-mail (sometimes in capitals or with spaces) or a crm id. Purposes are
-granted at sign-up, some are later withdrawn and a few granted again. Deliberate mess: malformed
-extra rows with fresh event ids CE9xxxxxxxx.
+granted at sign-up, some are later withdrawn and a few granted again. Two suppression signals come
+on top, at random times after sign-up (their own random stream, so the other purposes' choices
+do not move): about 2% of persons withdraw `all_marketing` (a global unsubscribe, from the
+preference centre or through customer service) and a fifth of them grant it again later; about 1%
+withdraw `data_sale` (do not sell or share my personal information, from the preference centre).
+Deliberate mess: malformed extra rows with fresh event ids CE9xxxxxxxx.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ from ml.synthetic.writers import BadRow, Landing, allocate, spread
 
 FEED = "consent"
 HEADER = "event_id,subject,purpose,status,recorded_at,source"
-PURPOSES = ("email_marketing", "ads_personalization", "analytics")
+PURPOSES = ("email_marketing", "ads_personalization", "analytics", "all_marketing", "data_sale")
+ALL_MARKETING, DATA_SALE = 3, 4
+UNSUBSCRIBE_SHARE = 0.02  # persons who withdraw all_marketing (global unsubscribe)
+RESUBSCRIBE_SHARE = 0.2  # of those, who grant all_marketing again later
+DO_NOT_SELL_SHARE = 0.01  # persons who withdraw data_sale (do not sell or share)
 SOURCES = ("signup_form", "preference_centre", "checkout", "cookie_banner", "customer_service")
 NEVER = np.iinfo(np.int64).max
 
@@ -120,6 +128,39 @@ def make_consents(ctx: Context, people: People, rec: Records) -> Consents:
             mail_grant[chosen] = granted_at
             mail_withdraw[who] = withdrawn
             mail_regrant[who[back]] = again
+
+    signals = ctx.rng(CONSENT, 3)  # a stream of its own: the draws above stay as they were
+    start = signup[persons]
+
+    def later(since: np.ndarray) -> np.ndarray:
+        """A random instant at least a minute after `since` and a minute before the end."""
+        return since + 60 + (signals.random(len(since)) * (end - since - 120)).astype(np.int64)
+
+    out = (signals.random(n) < UNSUBSCRIBE_SHARE) & (start < end - 4 * 3600)
+    who = persons[out]
+    unsubscribed = later(start[out])
+    source = np.where(signals.random(len(who)) < 0.7, 1, 4)  # preference centre, customer service
+    add(who, signals.random(len(who)) < 0.5, ALL_MARKETING, False, unsubscribed, source)
+    back = (signals.random(len(who)) < RESUBSCRIBE_SHARE) & (unsubscribed < end - 2 * 3600)
+    resubscribed = later(unsubscribed[back])
+    add(
+        who[back],
+        signals.random(int(back.sum())) < 0.5,
+        ALL_MARKETING,
+        True,
+        resubscribed,
+        np.full(int(back.sum()), 1),
+    )
+    out = (signals.random(n) < DO_NOT_SELL_SHARE) & (start < end - 4 * 3600)
+    who = persons[out]
+    add(
+        who,
+        signals.random(len(who)) < 0.5,
+        DATA_SALE,
+        False,
+        later(start[out]),
+        np.full(len(who), 1),
+    )
 
     utc = np.concatenate(parts["utc"])
     order = np.argsort(utc, kind="stable")

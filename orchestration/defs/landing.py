@@ -8,6 +8,7 @@ quarantined (a warning, with the reasons, when something was).
 import dagster as dg
 import pandas as pd
 
+from orchestration.defs.resources import run_as_of
 from orchestration.landing import contracts
 from orchestration.landing.contracts import Feed
 from orchestration.landing.loader import FeedReport, Loader, ident, landed_batch, reconciliation
@@ -86,12 +87,30 @@ def build_landing_asset(feed: Feed) -> dg.AssetsDefinition:
         with context.resources.warehouse.get_connection() as connection:
             loader = Loader(connection, landing_path())
             report = loader.land_feed(feed.name, progress=False)
-            yield from _results(context, connection, feed, key, report)
+            purged = _purge_expired(context, connection, feed)
+            yield from _results(context, connection, feed, key, report, purged)
 
     return land
 
 
-def _results(context, connection, feed: Feed, key: dg.AssetKey, report: FeedReport):
+def _purge_expired(context, connection, feed: Feed) -> dict | None:
+    """Delete the feed's landed rows past its retention (feeds.yml `retention:`), logged in
+    privacy.retention_log; None for a feed kept without limit."""
+    if feed.retention is None:
+        return None
+    from ml.privacy.retention import purge_expired
+
+    (purged,) = purge_expired(connection, [feed], run_as_of(context), run_id=context.run_id)
+    context.log.info(
+        f"{feed.name}: retention {feed.retention.days} days on {feed.retention.column}: "
+        f"{purged['rows_purged']} rows older than {purged['cutoff']} purged"
+    )
+    return purged
+
+
+def _results(
+    context, connection, feed: Feed, key: dg.AssetKey, report: FeedReport, purged: dict | None
+):
     totals = report.as_dict()
     files = pd.DataFrame(
         totals["files"],
@@ -102,6 +121,7 @@ def _results(context, connection, feed: Feed, key: dg.AssetKey, report: FeedRepo
             "rows_loaded",
             "rows_quarantined",
             "rows_duplicate",
+            "rows_erased",
             "reason",
         ],
     )
@@ -126,6 +146,11 @@ def _results(context, connection, feed: Feed, key: dg.AssetKey, report: FeedRepo
             "rows_loaded": totals["rows_loaded"],
             "rows_quarantined": totals["rows_quarantined"],
             "rows_duplicate": totals["rows_duplicate"],
+            "rows_erased": totals["rows_erased"],
+            "rows_purged_by_retention": purged["rows_purged"] if purged else 0,
+            "retention": f"{feed.retention.days} days on {feed.retention.column}"
+            if feed.retention
+            else "kept without limit",
             "files": dg.MetadataValue.md(_markdown(files)),
         },
     )

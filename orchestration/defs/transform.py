@@ -75,16 +75,20 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, report: str):
         )
 
 
-def dbt_part(part: str, description: str) -> dg.AssetsDefinition:
+def dbt_part(part: str, description: str, after: dg.AssetKey | None = None) -> dg.AssetsDefinition:
     """The dbt models of one part of DBT_SELECTIONS as one multi-asset `teal_dbt_<part>` whose
-    step runs `dbt build` of that selection (see settings.py for why the project is split)."""
+    step runs `dbt build` of that selection (see settings.py for why the project is split).
+
+    `after`: a Python asset every model of the part waits for (not only those that read it),
+    so Dagster runs the part as one step after it rather than splitting it around it.
+    """
     selection = DBT_SELECTIONS[part]
 
     def part_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         yield from build(context, dbt, f"dbt_build_{part}")
 
     part_assets.__doc__ = description  # the step's description in the UI
-    return dbt_assets(
+    assets = dbt_assets(
         manifest=dbt_project.manifest_path,
         project=dbt_project,
         dagster_dbt_translator=TRANSLATOR,
@@ -92,6 +96,20 @@ def dbt_part(part: str, description: str) -> dg.AssetsDefinition:
         exclude=selection.get("exclude"),
         name=f"teal_dbt_{part}",
     )(part_assets)
+    if after is None:
+        return assets
+
+    def wait_for_after(spec: dg.AssetSpec) -> dg.AssetSpec:
+        if any(dep.asset_key == after for dep in spec.deps):
+            return spec
+        return spec.merge_attributes(deps=[after])
+
+    return assets.map_asset_specs(wait_for_after)
+
+
+# Erasure (orchestration/defs/privacy.py) sits between identity and the customer models,
+# which are rebuilt from what it leaves.
+ERASURE_KEY = dg.AssetKey(["privacy", "erasure_log"])
 
 
 teal_dbt_feeds = dbt_part(
@@ -101,7 +119,8 @@ teal_dbt_feeds = dbt_part(
 teal_dbt_customers = dbt_part(
     "customers",
     "Build and test the customer models over the identity tables: golden record, facts, "
-    "summary, sessions, features and RFM.",
+    "summary, sessions, features, RFM, the consent ledger and the suppression list.",
+    after=ERASURE_KEY,
 )
 teal_dbt_audiences = dbt_part(
     "audiences", "Build and test the audience model over features, RFM and the ML clusters."

@@ -24,6 +24,16 @@ FORMATS = {"email", "phone", "reference"}
 REFERENCE_KINDS = ("email", "crm_id", "loyalty_id")
 FILE_FORMATS = {"csv", "jsonl", "parquet", "merchant_xml"}
 LINEAGE_COLUMNS = ("_source_file", "_row_number", "_load_id", "_loaded_at")
+FEED_FIELDS = {
+    "description",
+    "table",
+    "formats",
+    "timezone",
+    "key",
+    "key_scope",
+    "columns",
+    "retention",
+}
 
 
 class ContractError(ValueError):
@@ -59,6 +69,18 @@ class Column:
     source: str | None = None  # XML element for merchant_xml feeds
     part: str | None = None  # amount | currency, for "19.99 GBP" values
     kinds: tuple[str, ...] | None = None  # reference kinds accepted (default: all)
+    erase_by: bool = False  # names whose row it is: the loader drops rows of erased people by it
+
+    @property
+    def erase_column(self) -> str:
+        """The landed column the loader compares with erasure tombstones.
+
+        The normalised column for email and reference formats (trimmed, lower-cased emails),
+        the column itself otherwise.
+        """
+        if self.format in ("email", "reference"):
+            return f"{self.name}_normalised"
+        return self.name
 
     @property
     def derived(self) -> tuple[str, ...]:
@@ -94,6 +116,23 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long a feed's landed rows are kept: `days` after the timestamp in `column`."""
+
+    days: int
+    column: str
+
+    def describe(self) -> str:
+        years, rest = divmod(self.days, 365)
+        months = round(self.days / 30.4)
+        if rest in (0, 1, 2) and years:
+            about = f"about {years} year{'s' if years > 1 else ''}"
+        else:
+            about = f"about {months} months"
+        return f"{self.days} days ({about}) after `{self.column}`"
+
+
+@dataclass(frozen=True)
 class Feed:
     name: str
     description: str
@@ -103,6 +142,12 @@ class Feed:
     key: tuple[str, ...]
     key_scope: str
     columns: tuple[Column, ...] = field(default_factory=tuple)
+    retention: Retention | None = None
+
+    @property
+    def erase_by(self) -> tuple[Column, ...]:
+        """The columns that name whose row it is (`erase_by: true`)."""
+        return tuple(c for c in self.columns if c.erase_by)
 
     @property
     def qualified_table(self) -> str:
@@ -172,7 +217,30 @@ def _column(feed: str, raw: dict) -> Column:
             raise ContractError(
                 f"{where}: kinds go with format reference and are among {list(REFERENCE_KINDS)}"
             )
+    if not isinstance(values.get("erase_by", False), bool):
+        raise ContractError(f"{where}: erase_by is true or false")
     return Column(**values)
+
+
+def _retention(feed: str, raw: object, columns: tuple[Column, ...]) -> Retention | None:
+    """The feed's `retention: {days: N, column: <timestamp column>}`, checked."""
+    if raw is None:
+        return None
+    where = f"feeds.yml: feed {feed!r}, retention"
+    if not isinstance(raw, dict) or set(raw) != {"days", "column"}:
+        raise ContractError(
+            f"{where}: write it as {{days: <whole days>, column: <timestamp column>}}"
+        )
+    days = raw["days"]
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ContractError(f"{where}: days {days!r} is not a whole number of days of at least 1")
+    by_name = {c.name: c for c in columns}
+    column = by_name.get(raw["column"])
+    if column is None or column.type != "timestamp":
+        raise ContractError(
+            f"{where}: column {raw['column']!r} is not a timestamp column of the feed"
+        )
+    return Retention(days=days, column=column.name)
 
 
 def parse(document: dict) -> Contracts:
@@ -195,6 +263,9 @@ def parse(document: dict) -> Contracts:
                 raise ContractError(
                     f"feeds.yml: feed {name!r}, column {c.name!r}: region_from must name a column"
                 )
+        unknown = set(raw) - FEED_FIELDS
+        if unknown:
+            raise ContractError(f"feeds.yml: feed {name!r}: unknown field(s) {sorted(unknown)}")
         feeds[name] = Feed(
             name=name,
             description=" ".join(raw["description"].split()),
@@ -204,6 +275,7 @@ def parse(document: dict) -> Contracts:
             key=tuple(raw["key"]),
             key_scope=raw["key_scope"],
             columns=columns,
+            retention=_retention(name, raw.get("retention"), columns),
         )
     return Contracts(feeds=feeds, identifier_patterns=dict(document.get("identifier_patterns", {})))
 
@@ -244,8 +316,11 @@ def render_sources(feed: Feed) -> str:
     columns = []
     for c in feed.columns:
         entry: dict = {"name": c.name, "description": c.description, "data_type": "varchar"}
-        if c.pii:
-            entry["config"] = {"meta": {"pii": True}}
+        meta = {"pii": True} if c.pii else {}
+        if c.erase_by:
+            meta["erase_by"] = True
+        if meta:
+            entry["config"] = {"meta": meta}
         tests = []
         if c.required:
             tests.append("not_null")
@@ -273,7 +348,7 @@ def render_sources(feed: Feed) -> str:
         "description": f"{feed.description} Landed by the Dagster asset {feed.name}/{feed.table}; "
         f"every value is the text received. Key: {', '.join(feed.key)} (unique across "
         f"{'all files' if feed.key_scope == 'feed' else 'one file'}).",
-        "meta": {"timezone": feed.timezone},
+        "meta": {"timezone": feed.timezone, **_retention_meta(feed)},
         "columns": columns,
     }
     if feed.key_scope == "feed":
@@ -296,6 +371,12 @@ def render_sources(feed: Feed) -> str:
         ],
     }
     return SOURCES_HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
+
+
+def _retention_meta(feed: Feed) -> dict:
+    if feed.retention is None:
+        return {}
+    return {"retention_days": feed.retention.days, "retention_column": feed.retention.column}
 
 
 def render_timezone_macro(contracts: Contracts) -> str:
@@ -332,7 +413,7 @@ def sources_path(feed: Feed) -> Path:
 
 def render_markdown(contracts: Contracts) -> str:
     """The README section that documents every feed."""
-    out = [README_BEGIN, ""]
+    out = [README_BEGIN, "", *README_KEYS, ""]
     for feed in contracts:
         formats = ", ".join(f"{fmt} (`{pattern}`)" for fmt, pattern in feed.formats.items())
         scope = "any file, any run" if feed.key_scope == "feed" else "one file"
@@ -344,6 +425,8 @@ def render_markdown(contracts: Contracts) -> str:
             f"Files: `data/landing/{feed.name}/`, {formats}. Key: `{', '.join(feed.key)}`, "
             f"unique within {scope}. Timestamps without an offset are in {feed.timezone}.",
             "",
+            _retention_text(feed) + " " + _erase_text(feed),
+            "",
             "| column | type | rules | description |",
             "|---|---|---|---|",
         ]
@@ -353,6 +436,30 @@ def render_markdown(contracts: Contracts) -> str:
         out.append("")
     out.append(README_END)
     return "\n".join(out)
+
+
+README_KEYS = [
+    "Two keys of `feeds.yml` serve privacy. `erase_by: true` marks the columns that name whose row "
+    "it is: once a person is erased, the loader drops any later row whose `erase_by` value (the "
+    "normalised column for emails and references) has the salted hash of one of their "
+    "identifiers in `privacy.tombstones`, and counts it as erased. `retention: {days: N, column: "
+    "<timestamp column>}` keeps a feed's landed rows N days after that timestamp; "
+    "`ml/privacy/retention.py` purges older rows every run and logs them in "
+    "`privacy.retention_log`.",
+]
+
+
+def _retention_text(feed: Feed) -> str:
+    if feed.retention is None:
+        return "Retention: kept without a time limit."
+    return f"Retention: kept {feed.retention.describe()}; older rows are purged every run."
+
+
+def _erase_text(feed: Feed) -> str:
+    if not feed.erase_by:
+        return "Erasure: no column names a person."
+    names = ", ".join(f"`{c.name}`" for c in feed.erase_by)
+    return f"Erasure: rows of an erased person are recognised by {names}."
 
 
 def _readme_with_section(readme: str, section: str) -> str:

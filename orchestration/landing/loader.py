@@ -9,13 +9,21 @@ seen is read, its rows checked against the contract in one set-based query, and 
 ends in exactly one place: the feed's table, `landing.quarantine` (with a reason a person
 can act on), or `landing.duplicates` (its key was landed before). A file that cannot be
 read at all is quarantined whole. Each file is landed in one transaction, and the ledger
-records rows read = loaded + quarantined + duplicate for it.
+records rows read = loaded + quarantined + duplicate + erased for it.
+
+Erased people stay erased: when `privacy.tombstones` holds salted hashes of erased identifiers
+(ml/privacy/erasure.py), a row whose `erase_by` column (feeds.yml) hashes to one of them is
+dropped before any other check, so neither the table, the quarantine's raw text nor the
+duplicates' key keeps it; `landing.erased_rows` records where it was (no identifiers). Rows
+deleted later, by erasure or retention, are counted in `landing.removals`, so a file still
+reconciles: loaded = rows in the table + rows removed from it since.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import sys
 import uuid
 from collections.abc import Iterable, Iterator
@@ -34,6 +42,7 @@ from ml.normalise import (
     normalise_phone,
     normalise_unique,
 )
+from ml.privacy import secrets
 
 from . import contracts as contracts_module
 from .contracts import Column, Contracts, Feed
@@ -54,8 +63,10 @@ create table if not exists landing.files (
     rows_loaded bigint not null,
     rows_quarantined bigint not null,
     rows_duplicate bigint not null,
-    landed_at timestamp not null
+    landed_at timestamp not null,
+    rows_erased bigint not null default 0
 );
+alter table landing.files add column if not exists rows_erased bigint default 0;
 create table if not exists landing.quarantine (
     load_id varchar not null,
     feed varchar not null,
@@ -74,6 +85,25 @@ create table if not exists landing.duplicates (
     key varchar not null,
     dropped_at timestamp not null
 );
+create table if not exists landing.erased_rows (
+    load_id varchar not null,
+    feed varchar not null,
+    file varchar not null,
+    row_number bigint,
+    erased_at timestamp not null
+);
+-- Rows deleted after landing, per file: place is where they had been (table, quarantine,
+-- duplicates, or quarantine_file for a whole-file entry, which reconciliation does not count),
+-- reason is erased (reference: the erasure request) or expired (reference: the retention run).
+create table if not exists landing.removals (
+    feed varchar not null,
+    file varchar not null,
+    place varchar not null,
+    reason varchar not null,
+    rows bigint not null,
+    removed_at timestamp not null,
+    reference varchar
+);
 create table if not exists landing.validations (
     load_id varchar not null,
     feed varchar not null,
@@ -86,6 +116,22 @@ create table if not exists landing.validations (
     validated_at timestamp not null
 );
 """
+
+# Words in free text that may be an identifier: an email, or a run of [a-z0-9_+] with at least
+# one digit, `_` or `+` (crm, loyalty and user ids, cookies, devices, E.164 phones, customer
+# ids). Applied to lower-cased text by erasure (in DuckDB) and by the loader (in Python), which
+# compare whole words: `ann@x.com` is not found inside `joann@x.com`.
+_EMAIL_PART = r"""[^\s"'<>()\[\]{},;:=/\\&?|@*]+"""
+IDENTIFIER_TOKEN_PATTERN = rf"{_EMAIL_PART}@{_EMAIL_PART}|[a-z0-9_+]*[0-9_+][a-z0-9_+]*"
+_IDENTIFIER_TOKEN = re.compile(IDENTIFIER_TOKEN_PATTERN)
+
+
+def identifier_tokens(text: str | None) -> set[str]:
+    """The identifier-like words of a text, lower-cased, trailing dots dropped."""
+    if not text:
+        return set()
+    return {token.rstrip(".") for token in _IDENTIFIER_TOKEN.findall(text.lower())}
+
 
 STATUS_LOADED = "loaded"
 STATUS_QUARANTINED = "quarantined"
@@ -102,6 +148,7 @@ class FileResult:
     rows_quarantined: int = 0
     rows_duplicate: int = 0
     reason: str | None = None
+    rows_erased: int = 0
 
 
 @dataclass
@@ -128,6 +175,7 @@ class FeedReport:
             "rows_loaded": self.total("rows_loaded"),
             "rows_quarantined": self.total("rows_quarantined"),
             "rows_duplicate": self.total("rows_duplicate"),
+            "rows_erased": self.total("rows_erased"),
             "files": [asdict(f) for f in self.files],
         }
 
@@ -218,6 +266,14 @@ def reason_expression(feed: Feed) -> str:
     return "concat_ws('; ', _py_reason, " + ", ".join(checks) + ")"
 
 
+def duplicate_key_sql(feed: Feed, alias: str | None = None) -> str:
+    """SQL for a row's key as landing.duplicates writes it: `order_id=O1, line_number=1`."""
+    prefix = f"{alias}." if alias else ""
+    return " || ', ' || ".join(
+        f"{literal(k + '=')} || coalesce(cast({prefix}{ident(k)} as varchar), '')" for k in feed.key
+    )
+
+
 def target_ddl(feed: Feed) -> str:
     columns = [f"{ident(name)} varchar" for name in feed.column_names + feed.derived_columns]
     columns += [
@@ -234,9 +290,14 @@ def target_ddl(feed: Feed) -> str:
     )
 
 
+def ensure_ledger(connection: duckdb.DuckDBPyConnection) -> None:
+    """Create the landing ledger tables (files, quarantine, duplicates, erased rows, removals)."""
+    connection.execute(LEDGER_DDL)
+
+
 def ensure_tables(connection: duckdb.DuckDBPyConnection, contracts: Contracts) -> None:
     """Create the ledger, quarantine and feed tables; add columns the contract gained since."""
-    connection.execute(LEDGER_DDL)
+    ensure_ledger(connection)
     for feed in contracts:
         connection.execute(target_ddl(feed))
         existing = {
@@ -324,19 +385,60 @@ def feed_files(landing: Path, feed: Feed) -> Iterator[tuple[Path, str | None]]:
         yield path, feed.file_format(path)
 
 
+TOMBSTONES = "privacy.tombstones"
+
+
+def has_tombstones(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `privacy.tombstones` exists and holds at least one hash."""
+    exists = connection.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'privacy' and table_name = 'tombstones'"
+    ).fetchall()[0][0]
+    if not exists:
+        return False
+    return connection.execute(f"select exists (select 1 from {TOMBSTONES})").fetchall()[0][0]
+
+
 class Loader:
-    """Lands files of the contracted feeds into one DuckDB database."""
+    """Lands files of the contracted feeds into one DuckDB database.
+
+    `salt` hashes erase_by values for the tombstone check; by default it comes from
+    $TEAL_SALT (ml/privacy/secrets.py), read only when the warehouse has tombstones.
+    """
 
     def __init__(
         self,
         connection: duckdb.DuckDBPyConnection,
         landing: Path,
         contracts: Contracts | None = None,
+        salt: str | None = None,
     ):
         self.connection = connection
         self.landing = Path(landing)
         self.contracts = contracts or contracts_module.load()
+        self.salt = salt
         ensure_tables(connection, self.contracts)
+
+    def _tombstones(self) -> set[str] | None:
+        """The tombstoned hashes, or None when there are none; reads the salt when needed."""
+        if not has_tombstones(self.connection):
+            return None
+        if self.salt is None:
+            self.salt = secrets.salt()
+        return {
+            h
+            for (h,) in self.connection.execute(
+                f"select identifier_hash from {TOMBSTONES}"
+            ).fetchall()
+        }
+
+    def _is_tombstoned(self, text: str | None, tombstones: set[str] | None) -> bool:
+        """Whether any identifier-like word of a raw text hashes to a tombstone."""
+        if not tombstones or not text:
+            return False
+        return any(
+            secrets.salted_hash(token, self.salt) in tombstones for token in identifier_tokens(text)
+        )
 
     def land_feed(
         self, feed_name: str, load_id: str | None = None, progress: bool = True
@@ -371,6 +473,7 @@ class Loader:
         if relative in {row[0] for row in seen}:
             return None
         result = FileResult(feed.name, relative, STATUS_LOADED)
+        tombstones = self._tombstones()
         self.connection.execute("begin transaction")
         try:
             if seen:
@@ -384,6 +487,7 @@ class Loader:
                     load_id,
                     f"is not a file this feed takes (expected {patterns})",
                     path,
+                    tombstones,
                 )
                 result.status, result.reason = (
                     STATUS_QUARANTINED,
@@ -393,10 +497,10 @@ class Loader:
                 try:
                     parsed = read_file(path, feed, file_format)
                 except FileUnreadable as exc:
-                    self._quarantine_file(feed, relative, load_id, str(exc), path)
+                    self._quarantine_file(feed, relative, load_id, str(exc), path, tombstones)
                     result.status, result.reason = STATUS_QUARANTINED, str(exc)
                 else:
-                    self._land_rows(feed, relative, parsed, load_id, result)
+                    self._land_rows(feed, relative, parsed, load_id, result, tombstones)
             self._record(result, checksum, path.stat().st_size, file_format, load_id)
             self.connection.execute("commit")
         except BaseException:
@@ -405,26 +509,32 @@ class Loader:
         return result
 
     def _quarantine_file(
-        self, feed: Feed, relative: str, load_id: str, reason: str, path: Path
+        self,
+        feed: Feed,
+        relative: str,
+        load_id: str,
+        reason: str,
+        path: Path,
+        tombstones: set[str] | None = None,
     ) -> None:
-        head = path.read_bytes()[:500].decode("utf-8", "backslashreplace")
+        head: str | None = path.read_bytes()[:500].decode("utf-8", "backslashreplace")
+        message = f"{relative}: the whole file {reason}"
+        if self._is_tombstoned(head, tombstones):
+            head = None
+            message += " (its first bytes are not kept: they name an erased person)"
         self.connection.execute(
             "insert into landing.quarantine values (?, ?, ?, null, ?, ?, ?, now()::timestamp)",
-            [
-                load_id,
-                feed.name,
-                relative,
-                f"the whole file {reason}",
-                head,
-                f"{relative}: the whole file {reason}",
-            ],
+            [load_id, feed.name, relative, f"the whole file {reason}", head, message],
         )
 
     def _record(
         self, result: FileResult, checksum: str, size: int, file_format: str | None, load_id: str
     ) -> None:
         self.connection.execute(
-            "insert into landing.files values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
+            "insert into landing.files (load_id, feed, file, checksum, size_bytes, file_format, "
+            "status, reason, rows_read, rows_loaded, rows_quarantined, rows_duplicate, "
+            "rows_erased, landed_at) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
             [
                 load_id,
                 result.feed,
@@ -438,11 +548,31 @@ class Loader:
                 result.rows_loaded,
                 result.rows_quarantined,
                 result.rows_duplicate,
+                result.rows_erased,
             ],
         )
 
+    def _erased_expression(self, feed: Feed, tombstones: set[str] | None) -> str:
+        """SQL that is true for a row whose erase_by value (normalised or as received) is tombstoned."""
+        if not tombstones or not feed.erase_by:
+            return "false"
+        checks = []
+        for column in feed.erase_by:
+            for name in dict.fromkeys((column.erase_column, column.name)):
+                hashed = secrets.salted_hash_sql(ident(name), self.salt)
+                checks.append(
+                    f"coalesce({hashed} in (select identifier_hash from {TOMBSTONES}), false)"
+                )
+        return "(" + " or ".join(checks) + ")"
+
     def _land_rows(
-        self, feed: Feed, relative: str, parsed: ParsedFile, load_id: str, result: FileResult
+        self,
+        feed: Feed,
+        relative: str,
+        parsed: ParsedFile,
+        load_id: str,
+        result: FileResult,
+        tombstones: set[str] | None = None,
     ) -> None:
         connection = self.connection
         frame = add_normalised_columns(feed, parsed.frame)
@@ -450,7 +580,8 @@ class Loader:
         try:
             connection.execute(
                 f"create or replace temp table landing_checked as "
-                f"select *, {reason_expression(feed)} as _reason from landing_batch"
+                f"select *, {reason_expression(feed)} as _reason, "
+                f"{self._erased_expression(feed, tombstones)} as _erased from landing_batch"
             )
         finally:
             connection.unregister("landing_batch")
@@ -472,7 +603,7 @@ class Loader:
             with ranked as (
                 select *, row_number() over (partition by {partition} order by _row_number) as _rank
                 from landing_checked
-                where _reason = ''
+                where _reason = '' and not _erased
             )
             select *, (_rank > 1 or {seen_before}) as _is_duplicate
             from ranked
@@ -489,19 +620,42 @@ class Loader:
             f"insert into {target} select {', '.join(values)}, {literal(relative)}, _row_number, "
             f"{literal(load_id)}, {loaded_at} from landing_ranked where not _is_duplicate order by _row_number"
         )
-        key_text = " || ', ' || ".join(
-            f"{literal(k + '=')} || coalesce(cast({ident(k)} as varchar), '')" for k in key_columns
-        )
+        key_text = duplicate_key_sql(feed)
         connection.execute(
             f"insert into landing.duplicates select {literal(load_id)}, {literal(feed.name)}, {literal(relative)}, "
             f"_row_number, {key_text}, {loaded_at} from landing_ranked where _is_duplicate"
         )
 
         rejected = connection.execute(
-            "select _row_number, _reason from landing_checked where _reason <> '' order by _row_number"
+            "select _row_number, _reason from landing_checked where _reason <> '' and not _erased "
+            "order by _row_number"
         ).fetchall()
-        quarantine = [(r.row_number, r.reason, r.raw_text) for r in parsed.rejects]
-        quarantine += [(number, reason, parsed.raw_text(number)) for number, reason in rejected]
+        candidates = [(r.row_number, r.reason, r.raw_text) for r in parsed.rejects]
+        candidates += [(number, reason, parsed.raw_text(number)) for number, reason in rejected]
+        # A row that cannot be read or checked may still name an erased person in its text.
+        erased = [
+            number
+            for (number,) in connection.execute(
+                "select _row_number from landing_checked where _erased"
+            ).fetchall()
+        ]
+        quarantine = []
+        for number, reason, raw_text in candidates:
+            if self._is_tombstoned(raw_text, tombstones):
+                erased.append(number)
+            else:
+                quarantine.append((number, reason, raw_text))
+        if erased:
+            rows = pd.DataFrame({"row_number": sorted(erased)}, dtype="int64")
+            connection.register("landing_erased", rows)
+            try:
+                connection.execute(
+                    f"insert into landing.erased_rows select {literal(load_id)}, "
+                    f"{literal(feed.name)}, {literal(relative)}, row_number, {loaded_at} "
+                    "from landing_erased order by row_number"
+                )
+            finally:
+                connection.unregister("landing_erased")
         if quarantine:
             rows = pd.DataFrame(quarantine, columns=["row_number", "reason", "raw_text"])
             rows["message"] = (
@@ -523,12 +677,20 @@ class Loader:
         result.rows_read = parsed.rows_read
         result.rows_loaded, result.rows_duplicate = counts
         result.rows_quarantined = len(quarantine)
+        result.rows_erased = len(erased)
         if parsed.notes:
             result.reason = "; ".join(parsed.notes)
-        if result.rows_read != result.rows_loaded + result.rows_quarantined + result.rows_duplicate:
+        accounted = (
+            result.rows_loaded
+            + result.rows_quarantined
+            + result.rows_duplicate
+            + result.rows_erased
+        )
+        if result.rows_read != accounted:
             raise AssertionError(
                 f"{relative}: {result.rows_read} rows read but {result.rows_loaded} loaded + "
-                f"{result.rows_quarantined} quarantined + {result.rows_duplicate} duplicate"
+                f"{result.rows_quarantined} quarantined + {result.rows_duplicate} duplicate + "
+                f"{result.rows_erased} erased"
             )
         connection.execute("drop table landing_checked; drop table landing_ranked")
 
@@ -570,40 +732,82 @@ def landed_batch(
 def reconciliation(connection: duckdb.DuckDBPyConnection, feed: Feed) -> pd.DataFrame:
     """Per file of a feed: the ledger's counts next to the rows actually in each table.
 
-    A file reconciles when rows read = loaded + quarantined + duplicate in the ledger and
-    each of those equals the rows the tables hold for the file.
+    A file reconciles when rows read = loaded + quarantined + duplicate + erased in the ledger,
+    the erased rows are in `landing.erased_rows`, and each of loaded, quarantined and duplicate
+    equals the rows its table holds for the file plus the rows removed from it later (by
+    erasure or retention, in `landing.removals`).
     """
+    ensure_ledger(connection)
     target = f"{ident(feed.name)}.{ident(feed.table)}"
     return connection.execute(
         f"""
         with landed as (select _source_file as file, count(*) as n from {target} group by all),
         quarantined as (
             select file, count(*) as n from landing.quarantine
-            where feed = ? and row_number is not null group by all
+            where feed = $feed and row_number is not null group by all
         ),
-        duplicates as (select file, count(*) as n from landing.duplicates where feed = ? group by all)
+        duplicates as (
+            select file, count(*) as n from landing.duplicates where feed = $feed group by all
+        ),
+        erased as (
+            select file, count(*) as n from landing.erased_rows where feed = $feed group by all
+        ),
+        removed as (
+            select
+                file,
+                coalesce(sum(rows) filter (where place = 'table'), 0) as from_table,
+                coalesce(sum(rows) filter (where place = 'quarantine'), 0) as from_quarantine,
+                coalesce(sum(rows) filter (where place = 'duplicates'), 0) as from_duplicates
+            from landing.removals
+            where feed = $feed
+            group by all
+        ),
+        counted as (
+            select
+                files.file,
+                files.status,
+                files.rows_read,
+                files.rows_loaded,
+                files.rows_quarantined,
+                files.rows_duplicate,
+                coalesce(files.rows_erased, 0) as rows_erased,
+                coalesce(landed.n, 0) as rows_in_table,
+                coalesce(quarantined.n, 0) as rows_in_quarantine,
+                coalesce(duplicates.n, 0) as rows_in_duplicates,
+                coalesce(erased.n, 0) as rows_in_erased,
+                coalesce(removed.from_table, 0) as removed_from_table,
+                coalesce(removed.from_quarantine, 0) as removed_from_quarantine,
+                coalesce(removed.from_duplicates, 0) as removed_from_duplicates
+            from landing.files as files
+            left join landed using (file)
+            left join quarantined using (file)
+            left join duplicates using (file)
+            left join erased using (file)
+            left join removed using (file)
+            where files.feed = $feed
+        )
         select
-            files.file,
-            files.status,
-            files.rows_read,
-            files.rows_loaded,
-            files.rows_quarantined,
-            files.rows_duplicate,
-            coalesce(landed.n, 0) as rows_in_table,
-            coalesce(quarantined.n, 0) as rows_in_quarantine,
-            coalesce(duplicates.n, 0) as rows_in_duplicates,
-            files.rows_read = files.rows_loaded + files.rows_quarantined + files.rows_duplicate
-                and files.rows_loaded = coalesce(landed.n, 0)
-                and files.rows_quarantined = coalesce(quarantined.n, 0)
-                and files.rows_duplicate = coalesce(duplicates.n, 0) as reconciles
-        from landing.files as files
-        left join landed using (file)
-        left join quarantined using (file)
-        left join duplicates using (file)
-        where files.feed = ?
-        order by files.file
+            file,
+            status,
+            rows_read,
+            rows_loaded,
+            rows_quarantined,
+            rows_duplicate,
+            rows_erased,
+            rows_in_table,
+            rows_in_quarantine,
+            rows_in_duplicates,
+            removed_from_table + removed_from_quarantine + removed_from_duplicates
+                as rows_removed_later,
+            rows_read = rows_loaded + rows_quarantined + rows_duplicate + rows_erased
+                and rows_erased = rows_in_erased
+                and rows_loaded = rows_in_table + removed_from_table
+                and rows_quarantined = rows_in_quarantine + removed_from_quarantine
+                and rows_duplicate = rows_in_duplicates + removed_from_duplicates as reconciles
+        from counted
+        order by file
         """,
-        [feed.name, feed.name, feed.name],
+        {"feed": feed.name},
     ).df()
 
 
@@ -630,7 +834,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{name:12} files {totals['files_landed']} landed, {totals['files_quarantined']} quarantined, "
                 f"{totals['files_skipped']} skipped; rows {totals['rows_loaded']} loaded, "
-                f"{totals['rows_quarantined']} quarantined, {totals['rows_duplicate']} duplicate"
+                f"{totals['rows_quarantined']} quarantined, {totals['rows_duplicate']} duplicate, "
+                f"{totals['rows_erased']} erased"
             )
     return 0
 

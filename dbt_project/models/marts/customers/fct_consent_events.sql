@@ -3,30 +3,22 @@ with
 
 consent_events as (
 
-    select * from {{ ref('stg_consent__events') }}
-
-),
-
-records as (
-
-    select * from {{ ref('stg_identity__records') }}
+    select * from {{ ref('int_consent_events_resolved') }}
 
 ),
 
 final as (
 
     select
-        consent_events.consent_event_id,
-        records.customer_id,
-        consent_events.subject_type,
-        consent_events.purpose,
-        consent_events.consent_status,
-        consent_events.is_granted,
-        consent_events.consent_source,
-        consent_events.recorded_at
+        consent_event_id,
+        customer_id,
+        subject_type,
+        purpose,
+        consent_status,
+        is_granted,
+        consent_source,
+        recorded_at
     from consent_events
-    left join records
-        on 'consent:' || consent_events.consent_event_id = records.record_key
 
 )
 

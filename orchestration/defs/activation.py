@@ -1,0 +1,257 @@
+"""Activation assets: consent-safe audience exports per segment, holdouts and campaign lift.
+
+1. `activation/export_candidates` decides, for every member of every exported segment, one
+   outcome: exported, held out (sticky salted hash), or left out with a reason (erasure
+   requested, global unsubscribe, do not sell, consent withdrawn, no consent). Its blocking
+   check re-reads consent and suppression from the live views: if any row about to be exported
+   lacks consent now, the check fails and no file is written.
+2. `activation/export_runs` + `activation/export_members` write the files under
+   data/exports/<export>/<date>/ (CSV, Google Customer Match, Meta Custom Audience, Parquet,
+   manifest), move the `latest` pointer and record every exported and held-out member.
+3. The dbt part `teal_dbt_activation` builds fct_campaign_outcomes; `activation/campaign_lift`
+   compares treatment with holdout (lift, confidence intervals, p-values) and writes a report.
+"""
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from orchestration.defs.audiences import SEGMENT_KEYS, image_markdown
+from orchestration.defs.landing import _markdown
+from orchestration.defs.resources import run_as_of
+from orchestration.defs.transform import dbt_part, teal_dbt_customers
+from orchestration.settings import reports_path
+
+CANDIDATES_KEY = dg.AssetKey(["activation", "export_candidates"])
+RUNS_KEY = dg.AssetKey(["activation", "export_runs"])
+MEMBERS_KEY = dg.AssetKey(["activation", "export_members"])
+LIFT_KEY = dg.AssetKey(["activation", "campaign_lift"])
+CHECK_CONSENT = "every_exported_row_has_consent"
+CHECK_FILES = "files_match_manifest"
+
+teal_dbt_activation = dbt_part(
+    "activation",
+    "Build and test the campaign outcome models over the export members and orders.",
+)
+
+
+def _configured():
+    """The export configurations and their segments, validated (a clear failure otherwise)."""
+    from ml.activation.config import ExportConfigError, load_exports
+    from ml.segments import SegmentValidationError, load_catalogue, load_segments
+    from ml.segments.catalogue import SEGMENTS_DIR
+
+    try:
+        catalogue = load_catalogue()
+        segments = {s.name: s for s in load_segments(SEGMENTS_DIR, catalogue)}
+        exports = load_exports(segments=segments, catalogue=catalogue)
+    except (SegmentValidationError, ExportConfigError) as error:
+        messages = error.messages() if hasattr(error, "messages") else [str(error)]
+        raise dg.Failure(
+            description="export files are not valid:\n" + "\n".join(messages)
+        ) from error
+    return [(export, segments[export.segment]) for export in exports]
+
+
+@dg.multi_asset(
+    name="export_candidates",
+    specs=[
+        dg.AssetSpec(
+            CANDIDATES_KEY,
+            description="activation.export_candidates: every member of every exported segment "
+            "with one outcome: export, holdout, or left out with its reason.",
+            group_name="activation",
+            kinds={"python", "duckdb"},
+            deps=[
+                SEGMENT_KEYS["segment_memberships"],
+                get_asset_key_for_model([teal_dbt_customers], "dim_customers"),
+                get_asset_key_for_model([teal_dbt_customers], "dim_consent_ledger"),
+                get_asset_key_for_model([teal_dbt_customers], "dim_suppression_list"),
+            ],
+        )
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK_CONSENT,
+            asset=CANDIDATES_KEY,
+            blocking=True,
+            description="Every row about to be exported has consent for its segment's purpose "
+            "now (live consent and suppression views), is not suppressed and not held out. "
+            "Blocking: when it fails, no export file is written.",
+        )
+    ],
+    required_resource_keys={"warehouse"},
+)
+def export_candidates(context: dg.AssetExecutionContext):
+    """Decide who each configured export may contain, and prove it against live consent."""
+    from ml.activation.candidates import build_candidates, verify_candidates
+    from ml.activation.files import record_blocked
+    from ml.privacy.secrets import check_salt
+
+    configured = _configured()
+    as_of = run_as_of(context)
+    rows = []
+    offending = []
+    with context.resources.warehouse.get_connection() as connection:
+        salt = check_salt(connection)
+        for export, segment in configured:
+            counts = build_candidates(connection, export, segment, context.run_id, as_of, salt)
+            bad = verify_candidates(
+                connection,
+                context.run_id,
+                export.name,
+                segment.consent_purpose,
+                holdout_percent=export.holdout_percent,
+                salt=salt,
+            )
+            if not bad.empty:
+                offending.append(bad.assign(export_name=export.name))
+                record_blocked(connection, export, segment, context.run_id, as_of, bad)
+            rows.append(
+                {
+                    "export": export.name,
+                    "segment": segment.name,
+                    "members": counts["members"],
+                    "export rows": counts["export"],
+                    "holdout": counts["holdout"],
+                    "left out": counts["left_out_total"],
+                }
+            )
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    context.log.info(f"export candidates: {rows}")
+    yield dg.MaterializeResult(
+        asset_key=CANDIDATES_KEY,
+        metadata={
+            "exports": len(rows),
+            "outcomes": dg.MetadataValue.md(_markdown(table)) if not table.empty else "none",
+        },
+    )
+    bad_rows = pd.concat(offending) if offending else pd.DataFrame()
+    yield dg.AssetCheckResult(
+        asset_key=CANDIDATES_KEY,
+        check_name=CHECK_CONSENT,
+        passed=bad_rows.empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "rows_without_consent": len(bad_rows),
+            # customer ids only (internal surrogate ids, no personal data)
+            "examples": dg.MetadataValue.md(_markdown(bad_rows.head(20)))
+            if not bad_rows.empty
+            else "none",
+        },
+    )
+
+
+@dg.multi_asset(
+    name="export_audiences",
+    specs=[
+        dg.AssetSpec(
+            RUNS_KEY,
+            description="activation.export_runs: one row per export and run with its folder, "
+            "rows, rows left out by reason and status.",
+            group_name="activation",
+            kinds={"python", "duckdb", "csv", "parquet"},
+            deps=[CANDIDATES_KEY],
+        ),
+        dg.AssetSpec(
+            MEMBERS_KEY,
+            description="activation.export_members: every customer exported (treatment) or "
+            "held out (holdout) per export run: the basis of campaign measurement.",
+            group_name="activation",
+            kinds={"python", "duckdb"},
+            deps=[CANDIDATES_KEY],
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK_FILES,
+            asset=RUNS_KEY,
+            description="Every file of every export written this run has the rows and SHA-256 "
+            "its manifest states, and no held-out customer is in any file.",
+        )
+    ],
+    required_resource_keys={"warehouse"},
+)
+def export_audiences(context: dg.AssetExecutionContext):
+    """Write each export's files, manifest and `latest` pointer; record members and audit."""
+    import pandas as pd
+
+    from ml.activation.files import export_root, verify_export_folder, write_export
+
+    configured = _configured()
+    as_of = run_as_of(context)
+    results = []
+    problems: list[str] = []
+    with context.resources.warehouse.get_connection() as connection:
+        for export, segment in configured:
+            result = write_export(connection, export, segment, context.run_id, as_of, export_root())
+            results.append(result)
+            problems += verify_export_folder(connection, result.directory, context.run_id)
+    table = pd.DataFrame(
+        [
+            {
+                "export": r.export_name,
+                "rows": r.rows,
+                "holdout": r.holdout_rows,
+                "left out": sum(r.left_out.values()),
+                "folder": str(r.directory),
+            }
+            for r in results
+        ]
+    )
+    context.log.info(f"exports written: {table.to_dict('records')}")
+    yield dg.MaterializeResult(
+        asset_key=RUNS_KEY,
+        metadata={
+            "root": str(export_root()),
+            "exports": dg.MetadataValue.md(_markdown(table)) if not table.empty else "none",
+            "left_out": dg.MetadataValue.json({r.export_name: r.left_out for r in results}),
+            "match_readiness": dg.MetadataValue.json({r.export_name: r.readiness for r in results}),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=MEMBERS_KEY,
+        metadata={"members": int(sum(r.rows + r.holdout_rows for r in results))},
+    )
+    yield dg.AssetCheckResult(
+        asset_key=RUNS_KEY,
+        check_name=CHECK_FILES,
+        passed=not problems,
+        metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
+    )
+
+
+@dg.asset(
+    key=LIFT_KEY,
+    group_name="activation",
+    kinds={"python", "scipy", "duckdb"},
+    deps=[get_asset_key_for_model([teal_dbt_activation], "fct_campaign_outcomes")],
+    required_resource_keys={"warehouse"},
+    description="activation.campaign_lift: conversion and revenue lift of treatment over "
+    "holdout per export run, with 95% confidence intervals and p-values; report in "
+    "data/reports/campaign_lift.md.",
+)
+def campaign_lift(context: dg.AssetExecutionContext):
+    """Treatment versus holdout for every export run: lift, confidence intervals, p-values."""
+    from ml.activation.measurement import measure_campaigns, write_chart, write_report
+    from ml.as_of import cutoff
+
+    with context.resources.warehouse.get_connection() as connection:
+        frame = measure_campaigns(connection, cutoff(run_as_of(context)))
+    report = write_report(frame, reports_path() / "campaign_lift.md")
+    metadata = {
+        "rows": len(frame),
+        "report": dg.MetadataValue.md(report.read_text(encoding="utf-8")),
+        "report_path": str(report),
+    }
+    if not frame.empty:
+        chart = write_chart(frame, reports_path() / "charts" / "campaign_lift.png")
+        if chart is not None:
+            metadata["chart"] = image_markdown(chart, "Campaign lift")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+defs = dg.Definitions(
+    assets=[export_candidates, export_audiences, teal_dbt_activation, campaign_lift]
+)
