@@ -104,6 +104,50 @@ def run_stage(stage: str, workdir: Path, customers: int, seed: int) -> dict:
         with duckdb.connect(str(warehouse)) as connection:
             runs = run_segments(connection, segments, bench_as_of())
             rows = sum(run.members for run in runs)
+    elif stage == "erasure":
+        from ml.privacy.erasure import compact_warehouse, process_erasure_requests
+        from ml.privacy.secrets import check_salt
+
+        with duckdb.connect(str(warehouse)) as connection:
+            outcome = process_erasure_requests(
+                connection,
+                exports_root=workdir / "exports",
+                salt=check_salt(connection),
+                run_id="bench",
+            )
+            rows = outcome.rows_removed
+        if outcome.rows_removed:
+            compact_warehouse(warehouse)
+    elif stage == "exports":
+        from ml.activation.candidates import build_candidates, verify_candidates
+        from ml.activation.config import load_exports
+        from ml.activation.files import write_export
+        from ml.privacy.secrets import check_salt
+        from ml.segments import load_catalogue, load_segments
+        from ml.segments.catalogue import SEGMENTS_DIR
+
+        catalogue = load_catalogue()
+        segments = {s.name: s for s in load_segments(SEGMENTS_DIR, catalogue)}
+        rows = 0
+        with duckdb.connect(str(warehouse)) as connection:
+            salt = check_salt(connection)
+            for export in load_exports(segments=segments, catalogue=catalogue):
+                segment = segments[export.segment]
+                build_candidates(connection, export, segment, "bench", bench_as_of(), salt)
+                bad = verify_candidates(
+                    connection, "bench", export.name, segment.consent_purpose, salt=salt
+                )
+                if not bad.empty:
+                    raise SystemExit(f"export {export.name}: {len(bad)} rows without consent")
+                result = write_export(
+                    connection, export, segment, "bench", bench_as_of(), workdir / "exports"
+                )
+                rows += result.rows
+    elif stage == "lift":
+        from ml.activation.measurement import measure_campaigns
+
+        with duckdb.connect(str(warehouse)) as connection:
+            rows = len(measure_campaigns(connection, bench_as_of()))
     else:
         raise SystemExit(f"unknown stage {stage!r}")
     return {
@@ -124,10 +168,14 @@ def stages() -> list[str]:
         *(f"validate:{f}" for f in feeds),
         "dbt:feeds",
         "identity",
+        "erasure",
         "dbt:customers",
         "clusters",
         "dbt:audiences",
         "segments",
+        "exports",
+        "dbt:activation",
+        "lift",
     ]
 
 

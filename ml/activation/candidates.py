@@ -13,7 +13,7 @@ segment (`segments.segment_memberships`, `valid_to is null`):
 
 Holdout and treatment are therefore drawn from the same eligible people, which is what makes
 their comparison a fair measure of lift. The rows go to `activation.export_candidates`,
-replacing any earlier rows of the same run and export.
+replacing the earlier rows of the same export (only the latest decision is kept).
 
 `verify_candidates` is the independent check before files are written: it re-reads consent
 and suppression from the live views (`intermediate.int_consent_states`,
@@ -103,7 +103,7 @@ def build_candidates(
 ) -> dict[str, Any]:
     """Decide every member's outcome and write them to `activation.export_candidates`.
 
-    Replaces the rows of (`run_id`, `config.name`) in one transaction. `salt` defaults to
+    Replaces the rows of `config.name` (any run) in one transaction. `salt` defaults to
     $TEAL_SALT. Returns the counts: `members`, `export`, `holdout`, `left_out` (reason ->
     count, every reason present, zeros included) and `left_out_total`; they reconcile
     (members = export + holdout + left_out_total) or a RuntimeError says they do not.
@@ -205,9 +205,11 @@ def build_candidates(
     connection.begin()
     try:
         connection.execute(CANDIDATES_DDL)
+        # a working table: only each export's latest decision is kept (what was exported and
+        # held out stays in activation.export_members)
         connection.execute(
-            f"delete from {CANDIDATES} where run_id = $run_id and export_name = $export_name",
-            {"run_id": run_id, "export_name": config.name},
+            f"delete from {CANDIDATES} where export_name = $export_name",
+            {"export_name": config.name},
         )
         connection.execute(insert, params)
         summary = candidate_summary(connection, run_id, config.name)

@@ -29,6 +29,13 @@ records as (
 
 ),
 
+identifiers as (
+
+    select * from {{ ref('stg_identity__identifiers') }}
+    where customer_id is not null
+
+),
+
 withdrawn_signals as (
 
     select
@@ -103,18 +110,24 @@ consent_suppressions as (
 
 erasure_requests_resolved as (
 
+    -- identity's decision for the request's record, else (a request landed after the last
+    -- identity run) its subject's identifier
     select
-        records.customer_id,
+        coalesce(records.customer_id, identifiers.customer_id) as customer_id,
         erasure_requests.erasure_request_id,
         erasure_requests.requested_at,
         row_number() over (
-            partition by records.customer_id
+            partition by coalesce(records.customer_id, identifiers.customer_id)
             order by erasure_requests.requested_at asc, erasure_requests.erasure_request_id asc
         ) as request_rank
     from erasure_requests
-    inner join records
+    left join records
         on 'erasure:' || erasure_requests.erasure_request_id = records.record_key
-    where records.customer_id is not null
+    left join identifiers
+        on
+            erasure_requests.subject_type = identifiers.id_type
+            and erasure_requests.subject = identifiers.id_value
+    where coalesce(records.customer_id, identifiers.customer_id) is not null
 
 ),
 
