@@ -116,7 +116,11 @@ def run_stage(stage: str, workdir: Path, customers: int, seed: int) -> dict:
                 run_id="bench",
             )
             rows = outcome.rows_removed
-        if outcome.rows_removed:
+            if outcome.anything_removed:
+                from ml.identity.pipeline import resolve_warehouse
+
+                resolve_warehouse(connection, run_id="bench-after-erasure")
+        if outcome.anything_removed:
             compact_warehouse(warehouse)
     elif stage == "exports":
         from ml.activation.candidates import build_candidates, verify_candidates

@@ -41,26 +41,23 @@ def quiet_telemetry() -> None:
 
 
 # The dbt project runs in parts because Python sits between them:
-# - feeds: the staging models and the identifiers identity resolution reads; they follow the
-#   retention purge (they read privacy.retention_log);
+# - feeds: the staging models and the identifiers identity resolution reads;
 # - customers: after identity (orchestration/defs/identity.py) and erasure
-#   (orchestration/defs/privacy.py, whose log it reads), the customer models, features, RFM,
-#   the consent ledger and the suppression list;
+#   (orchestration/defs/privacy.py), the customer models, features, RFM, the consent ledger
+#   and the suppression list;
 # - audiences: the audience model, after the ML clusters (orchestration/defs/audiences.py);
 # - activation: campaign outcomes, after the exports (orchestration/defs/activation.py).
 DBT_SELECTIONS = {
     "feeds": {
         "select": "path:models/staging path:models/intermediate/identity",
         "exclude": "path:models/staging/identity path:models/staging/ml "
-        "path:models/staging/activation "
-        "path:models/staging/privacy/stg_privacy__erasure_log.sql",
+        "path:models/staging/activation",
     },
     "customers": {
         "select": "path:models/staging/identity path:models/intermediate/customers "
         "path:models/intermediate/behaviour path:models/marts/customers "
         "path:models/marts/features path:models/intermediate/consent "
-        "path:models/marts/consent path:seeds "
-        "path:models/staging/privacy/stg_privacy__erasure_log.sql",
+        "path:models/marts/consent path:seeds",
     },
     "audiences": {
         "select": "path:models/staging/ml path:models/marts/audiences",

@@ -32,7 +32,8 @@ def feed_table(connection: duckdb.DuckDBPyConnection) -> list[tuple]:
             feed,
             count(*) filter (where status = 'loaded') as files_landed,
             count(*) filter (where status = 'quarantined') as files_quarantined,
-            sum(rows_read), sum(rows_loaded), sum(rows_quarantined), sum(rows_duplicate)
+            sum(rows_read), sum(rows_loaded), sum(rows_quarantined), sum(rows_duplicate),
+            sum(rows_erased)
         from landing.files
         group by feed
         order by min(landed_at), feed
@@ -42,11 +43,15 @@ def feed_table(connection: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 def render(connection: duckdb.DuckDBPyConnection) -> str:
     lines = [f"Teal: warehouse {_relative(warehouse_path())}", ""]
-    header = f"{'feed':<12}{'files':>7}{'bad files':>10}{'rows read':>11}{'loaded':>10}{'quarantined':>13}{'duplicate':>11}"
+    header = (
+        f"{'feed':<12}{'files':>7}{'bad files':>10}{'rows read':>11}{'loaded':>10}"
+        f"{'quarantined':>13}{'duplicate':>11}{'erased':>8}"
+    )
     lines += [header, "-" * len(header)]
-    for feed, files, bad, read, loaded, quarantined, duplicate in feed_table(connection):
+    for feed, files, bad, read, loaded, quarantined, duplicate, erased in feed_table(connection):
         lines.append(
-            f"{feed:<12}{files:>7,}{bad:>10,}{read:>11,}{loaded:>10,}{quarantined:>13,}{duplicate:>11,}"
+            f"{feed:<12}{files:>7,}{bad:>10,}{read:>11,}{loaded:>10,}{quarantined:>13,}"
+            f"{duplicate:>11,}{erased:>8,}"
         )
     bad_files = connection.execute(
         "select file, reason from landing.files where status = 'quarantined' order by file"

@@ -333,16 +333,17 @@ def test_holdout_buckets_match_an_independent_hash(warehouse: duckdb.DuckDBPyCon
 
 
 def test_holdout_is_sticky_and_raising_it_only_adds(warehouse: duckdb.DuckDBPyConnection) -> None:
-    build_candidates(warehouse, CONFIG, SEGMENT, "run-a", AS_OF, salt=TEST_SALT)
-    build_candidates(warehouse, CONFIG, SEGMENT, "run-b", "2026-11-21", salt=TEST_SALT)
-    wider = export_config(SEGMENT, name=EXPORT, holdout_percent=20)
-    build_candidates(warehouse, wider, SEGMENT, "run-c", "2026-11-22", salt=TEST_SALT)
-
     def held(run_id: str) -> list[str]:
         return sorted(c for c, (o, _) in outcomes(warehouse, run_id).items() if o == "holdout")
 
+    # each build replaces the export's candidates: look at each run right after it
+    build_candidates(warehouse, CONFIG, SEGMENT, "run-a", AS_OF, salt=TEST_SALT)
     assert held("run-a") == HOLDOUT
+    build_candidates(warehouse, CONFIG, SEGMENT, "run-b", "2026-11-21", salt=TEST_SALT)
     assert held("run-b") == HOLDOUT
+    assert held("run-a") == []
+    wider = export_config(SEGMENT, name=EXPORT, holdout_percent=20)
+    build_candidates(warehouse, wider, SEGMENT, "run-c", "2026-11-22", salt=TEST_SALT)
     assert held("run-c") == ["cus_0002", "cus_0006", "cus_0007"]
     # Another export of the same people draws its own holdout.
     other = export_config(SEGMENT, name="another_export", holdout_percent=10)

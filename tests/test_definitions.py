@@ -30,8 +30,6 @@ def test_definitions_load_with_the_whole_graph():
         "stg_identity__customers",
         "stg_identity__history",
         "stg_ml__customer_clusters",
-        "stg_privacy__retention_log",
-        "stg_privacy__erasure_log",
         "stg_activation__export_runs",
         "stg_activation__export_members",
     }
@@ -49,7 +47,7 @@ def test_definitions_load_with_the_whole_graph():
     # segments and the consent ledger; lift follows the exports
     erasure = dg.AssetKey(["privacy", "erasure_log"])
     assert identity in graph_parents(erasure)
-    for model in ("stg_privacy__erasure_log", "dim_customers", "dim_consent_ledger"):
+    for model in ("stg_identity__records", "dim_customers", "dim_consent_ledger"):
         assert erasure in graph_parents(next(key for key in keys if key.path[-1] == model)), model
     candidates = dg.AssetKey(["activation", "export_candidates"])
     assert {memberships, dg.AssetKey(["marts", "dim_consent_ledger"])} <= graph_parents(candidates)

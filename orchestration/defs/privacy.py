@@ -4,10 +4,11 @@
 loading, see orchestration/defs/landing.py and ml/privacy/retention.py.)
 
 `privacy/erasure_log`: after identity resolution, every pending erasure request is resolved to
-  its person and every row about them is deleted from landed tables, staging inputs, marts,
-  identity and its history, segment history, ML outputs and the export files; their identifiers
-  become salted tombstones the loader drops later rows by; the DuckDB file is then compacted
-  (ml/privacy/erasure.py).
+its person and every row about them is deleted from landed tables, staging inputs, marts,
+identity and its history, segment history, ML outputs and the export files; their identifiers
+become salted tombstones the loader drops later rows by (ml/privacy/erasure.py). Identity is
+then resolved again without their rows (a link or shared flag they caused goes), and the DuckDB
+file is compacted.
 
 Every customer model waits for it (orchestration/defs/transform.py), so they are rebuilt from
 what is left.
@@ -63,6 +64,7 @@ def exports_root():
 )
 def process_erasure_requests(context: dg.AssetExecutionContext):
     """Erase every person with a pending request, everywhere; tombstone their identifiers."""
+    from ml.identity.pipeline import resolve_warehouse
     from ml.privacy.erasure import compact_warehouse, process_erasure_requests, traces_left
     from ml.privacy.secrets import check_salt
 
@@ -71,6 +73,11 @@ def process_erasure_requests(context: dg.AssetExecutionContext):
         outcome = process_erasure_requests(
             connection, exports_root=exports_root(), salt=salt, run_id=context.run_id
         )
+        if outcome.anything_removed:
+            # identity's links and shared flags were decided with the erased rows in view:
+            # decide them again without them, so nothing derived from those rows remains
+            rerun = resolve_warehouse(connection, run_id=f"{context.run_id}-after-erasure")
+            context.log.info(f"identity resolved again after erasure: {rerun.as_dict()}")
     compacted = None
     if outcome.rows_removed:
         # no connection is open here: the file can be rewritten without the deleted rows
