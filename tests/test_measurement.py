@@ -350,6 +350,14 @@ def test_measure_campaigns_as_of_leaves_out_later_exports_and_open_windows(wareh
     assert lift_table(warehouse)["run_id"].tolist() == ["r1", "r1"]
 
 
+def test_an_export_made_at_the_cutoff_is_listed_with_its_window_just_opened(warehouse):
+    # as of 2026-11-24: cutoff 2026-11-25 00:00, the moment r2 was exported
+    frame = measure_campaigns(warehouse, as_of="2026-11-24", now=NOW)
+
+    assert frame["run_id"].tolist() == ["r1", "r1", "r2", "r2"]
+    assert frame["window_complete"].tolist() == [True, True, False, False]
+
+
 def test_measure_campaigns_replaces_the_table(warehouse):
     measure_campaigns(warehouse, now=NOW)
     warehouse.execute("delete from marts.fct_campaign_outcomes where run_id = 'r2'")

@@ -223,7 +223,7 @@ def test_run_summary_and_dbt_docs(run, tmp_path):
         check=True,
     ).stdout
     assert "crm" in summary and "quarantined" in summary
-    assert "dbt build: 37 models built (0 not)" in summary
+    assert "dbt build: 35 models built (0 not)" in summary
     assert "Erasure: 5 requests processed" in summary and "Exports (4): " in summary
     assert "RFM as of 2026-11-21 00:00:00: " in summary and "Segments (12): " in summary
     assert "Identity: " in summary and "customers from" in summary

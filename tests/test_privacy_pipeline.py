@@ -245,6 +245,20 @@ def test_exports_hold_only_consented_treatment_rows_and_match_their_manifests(pr
             google = (folder / "google_customer_match.csv").read_text(encoding="utf-8")
             assert google.splitlines()[0] == "Email,Phone,First Name,Last Name,Country,Zip"
             seen_formats.add("google")
+    # the lift of every export run is measured, its window not yet complete on the export day
+    with duckdb.connect(str(privacy_run.warehouse), read_only=True) as connection:
+        lift = connection.execute(
+            "select export_name, metric, window_complete, treatment_n, holdout_n "
+            "from activation.campaign_lift order by export_name, metric"
+        ).df()
+    assert len(lift) == 2 * len(runs)
+    assert not lift.window_complete.any()
+    counts = runs.set_index("export_name")
+    for row in lift.itertuples():
+        assert row.treatment_n == counts.rows_exported[row.export_name]
+        assert row.holdout_n == counts.rows_holdout[row.export_name]
+    report = (privacy_run.root / "reports" / "campaign_lift.md").read_text(encoding="utf-8")
+    assert "measurement window is not complete" in report
     # the shipped exports cover an email, an ads and an analytics purpose
     assert set(runs.consent_purpose) == set(ALLOWED_FILES)
     assert seen_formats == {"google"}

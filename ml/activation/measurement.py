@@ -317,7 +317,7 @@ def _aggregate(connection: duckdb.DuckDBPyConnection, as_of_at: datetime | None)
     sql = _AGGREGATE_SQL.format(
         table=OUTCOMES_TABLE,
         extra_complete=" and window_end <= $as_of",
-        where="where as_of < $as_of",
+        where="where as_of <= $as_of",
     )
     return connection.execute(sql, {"as_of": as_of_at}).df()
 
@@ -338,8 +338,9 @@ def measure_campaigns(
     sample variance of revenue per group; Python runs `two_proportion_test` (metric
     conversion_rate) and `welch_t_test` (metric revenue_per_customer_gbp). Two rows per run,
     ordered by export_name, export_date, run_id, metric. `as_of` (a date means its end, as
-    in ml/as_of.py), when given, measures only runs exported before its cutoff and calls a
-    window complete only when it ended by then; None takes the mart as dbt built it.
+    in ml/as_of.py), when given, measures only runs exported by its cutoff (one exported at
+    the cutoff itself is listed, its window just opened) and calls a window complete only
+    when it ended by then; None takes the mart as dbt built it.
     `computed_at` is `now` (naive UTC; default the current time). The table is replaced as a
     whole, in one transaction.
     """
