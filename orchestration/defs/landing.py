@@ -1,8 +1,8 @@
 """Landing assets: one per feed, keyed like the dbt source it feeds, with its checks.
 
-Each asset lands the new files of its feed (orchestration/landing/loader.py), then checks
-the batch: the files reconcile, the Great Expectations suite passes, and nothing was
-quarantined (a warning, with the reasons, when something was).
+Each asset lands the new files of its feed (orchestration/landing/loader.py), purges rows past
+the feed's retention, then checks the batch: the files reconcile, the Great Expectations suite
+passes, and nothing was quarantined (a warning, with the reasons, when something was).
 """
 
 import dagster as dg
@@ -47,7 +47,8 @@ def landing_checks(feed: Feed, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             CHECK_RECONCILES,
             asset=key,
-            description="Every file: rows read = loaded + quarantined + duplicate, and the tables hold exactly those rows.",
+            description="Every file: rows read = loaded + quarantined + duplicate + erased, and "
+            "the tables hold exactly those rows, less those erasure or retention removed later.",
         ),
         dg.AssetCheckSpec(
             CHECK_EXPECTATIONS,
