@@ -177,8 +177,8 @@ def cluster_customers(
     the table holds. `now` stamps `fitted_at` (default: the current UTC time).
     """
     settings = settings or ClusterSettings()
+    # to the microsecond: two runs in one second still order (the newest is the previous model)
     fitted_at = naive_utc(now or dt.datetime.now(dt.UTC))
-    fitted_at = fitted_at.replace(microsecond=0)
     features = settings.features
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
