@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := false
 export DBT_PROFILES_DIR := $(CURDIR)/dbt_project
 export PYTHONUNBUFFERED := 1
 
-# The salt of erasure tombstones and holdouts (ml/privacy/secrets.py) comes from the
+# The salt of erasure tombstones and holdouts (ml/secrets.py) comes from the
 # environment: a random one is written to this git-ignored file the first time make runs.
 SECRETS := .secrets/teal.env
 $(SECRETS):
@@ -32,7 +32,7 @@ $(SECRETS):
 -include $(SECRETS)
 export TEAL_SALT
 
-.PHONY: help run test dev docs data bench bench-febrl lint fmt lock contracts quarantine clean
+.PHONY: help run test test-fast dev docs data bench bench-febrl lint fmt lock contracts quarantine clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,10 +66,13 @@ data: $(VENV)/.run-installed ## make the sample data if data/landing/ is empty (
 
 run: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json data ## install, make sample data if absent, run the whole pipeline once, print a summary
 	TEAL_AS_OF=$(AS_OF) $(BIN)/python -m orchestration.run --job refresh_all
-	$(BIN)/python -m orchestration.summary
+	$(BIN)/python -m ml.summary
 
-test: lint $(DAGSTER_HOME)/dagster.yaml ## install dev dependencies, lint, and run every test (dbt build on sample data included)
-	$(BIN)/python -m pytest -q tests
+test: lint $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json ## install dev dependencies, lint, and run every test (dbt build on sample data included)
+	$(BIN)/python -m pytest -q --durations=15 tests
+
+test-fast: $(VENV)/.dev-installed ## the unit tests only: no pipeline run, no dbt, no Dagster job (about two minutes)
+	$(BIN)/python -m pytest -q -m unit --durations=10 tests
 
 dev: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json ## start the Dagster UI on http://localhost:3000
 	TEAL_AS_OF=$(AS_OF) $(BIN)/dagster dev -m orchestration.definitions
@@ -90,14 +93,15 @@ bench-febrl: $(VENV)/.run-installed ## score the matcher on the public FEBRL 1-4
 	$(BIN)/python -m ml.identity.febrl $(FEBRL_DIR)
 
 quarantine: $(VENV)/.run-installed ## list the rows and files landing refused, with reasons (FEED=orders to filter)
-	$(BIN)/python -m orchestration.quarantine $(if $(FEED),--feed $(FEED))
+	$(BIN)/python -m ml.landing.quarantine $(if $(FEED),--feed $(FEED))
 
-contracts: $(VENV)/.run-installed ## regenerate the dbt sources and README section from orchestration/landing/feeds.yml
-	$(BIN)/python -m orchestration.landing.contracts sync
+contracts: $(VENV)/.run-installed ## regenerate the dbt sources and README section from ml/landing/feeds.yml
+	$(BIN)/python -m ml.landing.contracts sync
 
-lint: $(VENV)/.dev-installed ## ruff and sqlfluff (the dbt templater compiles against a scratch warehouse)
+lint: $(VENV)/.dev-installed ## ruff, import-linter (imports point one way) and sqlfluff
 	$(BIN)/ruff check orchestration ml expectations tests
 	$(BIN)/ruff format --check orchestration ml expectations tests
+	$(BIN)/lint-imports --no-cache
 	cd dbt_project && TEAL_WAREHOUSE=$(CURDIR)/data/lint-scratch.duckdb ../$(BIN)/sqlfluff lint models
 	@rm -f data/lint-scratch.duckdb data/lint-scratch.duckdb.wal
 

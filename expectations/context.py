@@ -13,10 +13,6 @@ A project root can be any directory (tests use a temporary one): when it has no
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
 import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -26,7 +22,7 @@ from great_expectations.core.batch_definition import BatchDefinition
 from great_expectations.data_context import FileDataContext
 from great_expectations.datasource.fluent import PandasDatasource
 
-from orchestration.landing.contracts import Feed
+from ml.landing.contracts import Feed
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parent
 GX_DIR = EXPECTATIONS_DIR / "gx"

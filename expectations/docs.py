@@ -9,17 +9,13 @@ current suites even before any batch was validated; stored validation results (t
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
 import argparse
 import sys
 from pathlib import Path
 
 from expectations.context import DOCS_SITE, EXPECTATIONS_DIR, docs_index, get_context
 from expectations.validate import save_checkpoint
-from orchestration.landing import contracts
+from ml.landing import contracts
 
 
 def build_docs(project_root: str | Path = EXPECTATIONS_DIR) -> Path:

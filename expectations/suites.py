@@ -1,6 +1,6 @@
 """Expectation suites for landed feed batches, derived entirely from the feed contracts.
 
-`build_suite(feed)` turns one feed of `orchestration/landing/feeds.yml` into the suite
+`build_suite(feed)` turns one feed of `ml/landing/feeds.yml` into the suite
 `<feed>_landing`. Every expectation carries `meta["severity"]`: `"error"` (the batch fails)
 or `"warning"` (reported, never fails the batch); GX's own `severity` field mirrors it
 (`critical` / `warning`). The suite runs against the typed copy made by
@@ -19,10 +19,6 @@ amounts lie outside the fences; either way the expectation is a warning.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
 import hashlib
 import json
 import math
@@ -34,8 +30,8 @@ import great_expectations.expectations as gxe
 import pandas as pd
 from great_expectations.expectations.row_conditions import Column as Col
 
-from orchestration.landing import contracts
-from orchestration.landing.contracts import LINEAGE_COLUMNS, Feed
+from ml.landing import contracts
+from ml.landing.contracts import LINEAGE_COLUMNS, Feed
 
 EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 # Raw email columns keep what the customer typed, so surrounding spaces are allowed there.
@@ -246,7 +242,7 @@ def build_suite(
         expectations=expectations,
         meta={
             "feed": feed.name,
-            "generated_from": "orchestration/landing/feeds.yml by expectations/suites.py",
+            "generated_from": "ml/landing/feeds.yml by expectations/suites.py",
             "outlier_parameters": "computed from each batch at validation time",
             "fingerprint": fingerprint(expectations),
         },

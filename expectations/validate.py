@@ -4,6 +4,11 @@
     outcome = validate_batch("orders", frame)      # or a contracts.Feed
     outcome.success, outcome.warnings, as_dict(outcome)
 
+    landed = validate_landed_feed(settings, "orders", load_id)   # the run's step
+
+GX telemetry is off in the project's own config (`analytics_enabled: false` in
+gx/great_expectations.yml); nothing here touches the environment.
+
 The landed frame holds every contract column as text. `typed_frame` makes the copy GX sees:
 blank text becomes null, integers and decimals become float64/int64, dates and timestamps
 datetime64[ns] (timestamps in UTC; one written without an offset is read as UTC here, which
@@ -26,10 +31,6 @@ metadata) masks values of `pii` columns instead.
 """
 
 from __future__ import annotations
-
-import os
-
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 import datetime as dt
 import json
@@ -54,8 +55,10 @@ from expectations.context import (
     docs_index,
     get_context,
 )
-from orchestration.landing import contracts
-from orchestration.landing.contracts import Feed
+from ml.landing import contracts
+from ml.landing.contracts import Feed
+from ml.landing.loader import landed_batch
+from ml.settings import Settings
 
 UNEXPECTED_EXAMPLES = 5
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": UNEXPECTED_EXAMPLES}
@@ -473,3 +476,35 @@ def as_dict(validation: BatchValidation) -> dict[str, Any]:
         for r in plain["results"]
     ]
     return plain
+
+
+@dataclass(frozen=True)
+class LandedValidation:
+    """The validation of the rows one load landed for a feed (a sample above the limit)."""
+
+    validation: BatchValidation
+    rows_in_batch: int
+
+
+def validate_landed_feed(settings: Settings, feed_name: str, load_id: str) -> LandedValidation:
+    """The workflow step: validate what `load_id` landed for the feed and record the outcome in
+    `landing.validations`. A load that landed no rows of the feed is skipped (and not recorded)."""
+    feed = _feed(feed_name)
+    with settings.connect() as connection:
+        batch, total = landed_batch(connection, feed, load_id)
+        validation = validate_batch(feed, batch)
+        if not validation.skipped:
+            connection.execute(
+                "insert into landing.validations values (?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
+                [
+                    load_id,
+                    feed.name,
+                    validation.suite,
+                    validation.success,
+                    len(batch),
+                    validation.evaluated,
+                    validation.successful,
+                    validation.warnings,
+                ],
+            )
+    return LandedValidation(validation, total)

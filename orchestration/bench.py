@@ -1,11 +1,18 @@
-"""Benchmark the pipeline at a chosen size: wall time and peak memory per stage.
+"""Benchmark the real pipeline at a chosen size: time, peak memory and rows per stage.
 
     python -m orchestration.bench --customers 1000000 [--seed 42] [--workdir data/bench/1000000]
+                                  [--compare data/bench/200000/bench.json]
 
-Each stage runs in a process of its own, so its peak resident memory is its own: generating
-the sample, landing each feed, validating each feed's batch with Great Expectations, each
-part of `dbt build`, identity resolution, clustering and the rule segments (as of $TEAL_AS_OF,
-else the sample's last day). Results are printed as a table and written to <workdir>/bench.json.
+The bench generates the sample (timed apart: data generation is not part of a run), measures
+the `floor` (one DuckDB scan of each feed's files), then runs the Dagster job `refresh_all`
+itself, in this process, on a warehouse of its own. So every stage it reports is a step of
+the job the schedule runs, executing the same assets and workflow functions (ml/workflow/),
+never a copy of their logic. A sampler thread reads the resident memory of this process and
+its children (dbt) ten times a second; a stage's peak is the highest reading while its step
+ran, so memory an earlier stage left allocated counts against the later one (an upper bound).
+
+Results are printed as a table and written to <workdir>/bench.json; `--compare` adds the
+change against an earlier bench.json.
 """
 
 from __future__ import annotations
@@ -13,215 +20,294 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
+import shutil
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from tqdm import tqdm
+import dagster as dg
 
-from ml.as_of import cutoff, dbt_value
-from orchestration.settings import (
-    AS_OF_ENV,
-    DBT_EXECUTABLE,
-    DBT_PROJECT_DIR,
-    DBT_SELECTIONS,
-    REPO_ROOT,
-    quiet_telemetry,
+from ml.landing import contracts
+from ml.settings import REPO_ROOT, Settings
+from ml.sql import quote_literal
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+SAMPLE_SECONDS = 0.1
+# the job logs warnings and errors only: the bench prints its own table
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# metadata that says how many rows a step handled, in order of preference
+ROW_KEYS = (
+    "rows_read",
+    "rows_validated",
+    "records",
+    "customers",
+    "rows_removed",
+    "members",
+    "rows",
+    "dagster/row_count",
 )
 
 
-def _peak_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
+# --------------------------------------------------------------------------- memory sampling
 
 
-def run_stage(stage: str, workdir: Path, customers: int, seed: int) -> dict:
-    """Do one stage in this process; return what it measured."""
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tree.setdefault(int(fields[1]), []).append(int(entry))
+    return tree
+
+
+def tree_rss_bytes(root: int | None = None) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    root = root or os.getpid()
+    tree, total, todo = _children(), 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
+                total += int(statm.read().split()[1]) * PAGE_BYTES
+        except OSError:
+            pass
+        todo.extend(tree.get(pid, []))
+    return total
+
+
+@dataclass
+class MemorySampler:
+    """Reads the process tree's resident memory in a thread; `peak(start, end)` in MB."""
+
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> MemorySampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), tree_rss_bytes()))
+            self._stop.wait(SAMPLE_SECONDS)
+
+    def peak_mb(self, start: float, end: float) -> float:
+        inside = [rss for moment, rss in self.samples if start <= moment <= end + SAMPLE_SECONDS]
+        return round(max(inside, default=0) / 2**20, 1)
+
+
+# --------------------------------------------------------------------------- the floor
+
+
+def _scan_sql(feed: contracts.Feed, paths: list[Path]) -> str | None:
+    """One DuckDB query that reads every file of a feed and counts rows (None for XML)."""
+    formats = {feed.file_format(path) for path in paths}
+    files = "[" + ", ".join(quote_literal(p) for p in paths) + "]"
+    if formats == {"csv"}:
+        return f"select count(*) from read_csv({files}, all_varchar = true, header = true, ignore_errors = true)"
+    if formats == {"jsonl"}:
+        return f"select count(*) from read_json({files}, format = 'newline_delimited', records = false, ignore_errors = true)"
+    if formats == {"parquet"}:
+        return f"select count(*) from read_parquet({files})"
+    return None
+
+
+def scan_floor(settings: Settings) -> dict[str, dict]:
+    """Per feed: the seconds one DuckDB scan of its files takes, and the rows it counts.
+
+    This is the floor landing is measured against: reading the bytes and splitting them into
+    rows, with no checks. A feed in a format DuckDB cannot read (Merchant Center XML) has none.
+    """
     import duckdb
 
-    from orchestration.landing import contracts
-    from orchestration.landing.loader import Loader, landed_batch
-
-    landing, truth, warehouse = workdir / "landing", workdir / "truth", workdir / "warehouse.duckdb"
-    started = time.perf_counter()
-    rows = None
-    if stage == "generate":
-        from ml.synthetic import generate
-
-        summary = generate(landing, truth, customers=customers, seed=seed)
-        rows = sum(totals["rows_read"] for totals in summary["feeds"].values())
-    elif stage.startswith("land:"):
-        with duckdb.connect(str(warehouse)) as connection:
-            report = Loader(connection, landing).land_feed(stage.split(":", 1)[1], progress=False)
-            rows = report.total("rows_read")
-    elif stage.startswith("validate:"):
-        from expectations.validate import validate_batch
-
-        feed = contracts.load()[stage.split(":", 1)[1]]
-        with duckdb.connect(str(warehouse), read_only=True) as connection:
-            load_id = connection.execute(
-                "select max(load_id) from landing.files where feed = ? and status = 'loaded'",
-                [feed.name],
-            ).fetchone()[0]
-            frame, _ = landed_batch(connection, feed, load_id)
-        validate_batch(feed, frame)
-        rows = len(frame)
-    elif stage.startswith("dbt:"):
-        selection = DBT_SELECTIONS[stage.split(":", 1)[1]]
-        env = {
-            **os.environ,
-            "TEAL_WAREHOUSE": str(warehouse),
-            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-        }
-        command = [DBT_EXECUTABLE, "build", "--quiet", "--target-path", str(workdir / "dbt_target")]
-        command += ["--vars", json.dumps({"as_of": dbt_value(bench_as_of())})]
-        command += ["--select", *selection["select"].split()]
-        if selection.get("exclude"):
-            command += ["--exclude", *selection["exclude"].split()]
-        subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, check=True)
-    elif stage == "identity":
-        from ml.identity.pipeline import resolve_warehouse
-
-        with duckdb.connect(str(warehouse)) as connection:
-            outcome = resolve_warehouse(connection, run_id="bench")
-            rows = outcome.observations
-    elif stage == "clusters":
-        from ml.clustering import cluster_customers
-
-        with duckdb.connect(str(warehouse)) as connection:
-            run = cluster_customers(
-                connection, model_dir=workdir / "models", as_of=cutoff(bench_as_of())
-            )
-            rows = run.rows
-    elif stage == "segments":
-        from ml.segments import load_catalogue, load_segments, run_segments
-        from ml.segments.catalogue import SEGMENTS_DIR
-
-        segments = load_segments(SEGMENTS_DIR, load_catalogue())
-        with duckdb.connect(str(warehouse)) as connection:
-            runs = run_segments(connection, segments, bench_as_of())
-            rows = sum(run.members for run in runs)
-    elif stage == "erasure":
-        from ml.privacy.erasure import compact_warehouse, process_erasure_requests
-        from ml.privacy.secrets import check_salt
-
-        with duckdb.connect(str(warehouse)) as connection:
-            outcome = process_erasure_requests(
-                connection,
-                exports_root=workdir / "exports",
-                salt=check_salt(connection),
-                run_id="bench",
-            )
-            rows = outcome.rows_removed
-            if outcome.anything_removed:
-                from ml.identity.pipeline import resolve_warehouse
-
-                resolve_warehouse(connection, run_id="bench-after-erasure")
-        if outcome.anything_removed:
-            compact_warehouse(warehouse)
-    elif stage == "exports":
-        from ml.activation.candidates import build_candidates, verify_candidates
-        from ml.activation.config import load_exports
-        from ml.activation.files import write_export
-        from ml.privacy.secrets import check_salt
-        from ml.segments import load_catalogue, load_segments
-        from ml.segments.catalogue import SEGMENTS_DIR
-
-        catalogue = load_catalogue()
-        segments = {s.name: s for s in load_segments(SEGMENTS_DIR, catalogue)}
-        rows = 0
-        with duckdb.connect(str(warehouse)) as connection:
-            salt = check_salt(connection)
-            for export in load_exports(segments=segments, catalogue=catalogue):
-                segment = segments[export.segment]
-                build_candidates(connection, export, segment, "bench", bench_as_of(), salt)
-                bad = verify_candidates(
-                    connection, "bench", export.name, segment.consent_purpose, salt=salt
-                )
-                if not bad.empty:
-                    raise SystemExit(f"export {export.name}: {len(bad)} rows without consent")
-                result = write_export(
-                    connection, export, segment, "bench", bench_as_of(), workdir / "exports"
-                )
-                rows += result.rows
-    elif stage == "lift":
-        from ml.activation.measurement import measure_campaigns
-
-        with duckdb.connect(str(warehouse)) as connection:
-            rows = len(measure_campaigns(connection, bench_as_of()))
-    else:
-        raise SystemExit(f"unknown stage {stage!r}")
-    return {
-        "stage": stage,
-        "seconds": round(time.perf_counter() - started, 2),
-        "peak_mb": round(_peak_mb(), 1),
-        "rows": rows,
-    }
+    floor = {}
+    for feed in contracts.load():
+        folder = settings.landing / feed.name
+        paths = sorted(p for p in folder.rglob("*") if p.is_file() and feed.file_format(p))
+        query = _scan_sql(feed, paths) if paths else None
+        if query is None:
+            continue
+        started = time.perf_counter()
+        with duckdb.connect(config=settings.duckdb_config()) as connection:
+            (rows,) = connection.execute(query).fetchone()
+        floor[feed.name] = {"seconds": round(time.perf_counter() - started, 2), "rows": rows}
+    return floor
 
 
-def stages() -> list[str]:
-    from orchestration.landing import contracts
+# --------------------------------------------------------------------------- the job
 
-    feeds = [feed.name for feed in contracts.load()]
-    return [
-        "generate",
-        *(f"land:{f}" for f in feeds),
-        *(f"validate:{f}" for f in feeds),
-        "dbt:feeds",
-        "identity",
-        "erasure",
-        "dbt:customers",
-        "clusters",
-        "dbt:audiences",
-        "segments",
-        "exports",
-        "dbt:activation",
-        "lift",
+
+def _rows_of(metadata: dict) -> int | None:
+    for key in ROW_KEYS:
+        value = metadata.get(key)
+        if value is not None and hasattr(value, "value"):
+            value = value.value
+        if isinstance(value, int | float):
+            return int(value)
+    return None
+
+
+def step_stages(entries: list, sampler: MemorySampler) -> list[dict]:
+    """One row per step of the run (from its event log): seconds, peak MB, rows handled, and
+    how it ended."""
+    steps: dict[str, dict] = {}
+    for entry in entries:
+        event = entry.dagster_event
+        if event is None or entry.step_key is None:
+            continue
+        step = steps.setdefault(
+            entry.step_key, {"stage": entry.step_key, "rows": None, "status": "running"}
+        )
+        moment = entry.timestamp
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            step["start"] = moment
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+            step["end"] = moment
+            step["status"] = "ok" if kind == "STEP_SUCCESS" else "failed"
+        elif kind in ("ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION"):
+            data = event.event_specific_data
+            entry = getattr(data, "materialization", data)
+            rows = _rows_of(dict(getattr(entry, "metadata", {}) or {}))
+            if rows is not None:
+                step["rows"] = max(step["rows"] or 0, rows)
+    stages = []
+    for step in steps.values():
+        if "start" not in step or "end" not in step:
+            continue
+        seconds = step["end"] - step["start"]
+        stages.append(
+            {
+                "stage": step["stage"],
+                "seconds": round(seconds, 2),
+                "peak_mb": sampler.peak_mb(step["start"], step["end"]),
+                "rows": step["rows"],
+                "rows_per_second": round(step["rows"] / seconds)
+                if step["rows"] and seconds
+                else None,
+                "status": step["status"],
+                "started": step["start"],
+            }
+        )
+    return sorted(stages, key=lambda s: s["started"])
+
+
+def run_job(settings: Settings) -> tuple[dg.ExecuteInProcessResult, list, MemorySampler, float]:
+    """`refresh_all` on the bench's own warehouse and Dagster instance, memory sampled; the
+    result, the run's event log entries, the sampler and the job's seconds."""
+    from orchestration.defs import build_definitions
+
+    job = build_definitions(settings).resolve_job_def("refresh_all")
+    instance_dir = settings.warehouse.parent / "dagster_home"
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.local_temp(str(instance_dir)) as instance, MemorySampler() as sampler:
+        started = time.perf_counter()
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+        seconds = time.perf_counter() - started
+        entries = instance.all_logs(result.run_id)
+    return result, entries, sampler, seconds
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def feed_of_stage(stage: str) -> tuple[str, str] | None:
+    """('land' | 'validate', feed) for a landing or validation step, else None."""
+    for feed in contracts.load():
+        if stage == f"land_{feed.name}":
+            return "land", feed.name
+        if stage.startswith(f"{feed.name}_") and stage.endswith("great_expectations"):
+            return "validate", feed.name
+    return None
+
+
+def add_ratios(stages: list[dict], floor: dict[str, dict]) -> None:
+    """Landing's ratio to its feed's floor; validation's ratio to its feed's landing."""
+    landed = {}
+    for stage in stages:
+        kind = feed_of_stage(stage["stage"])
+        if kind and kind[0] == "land":
+            landed[kind[1]] = stage["seconds"]
+            if kind[1] in floor and floor[kind[1]]["seconds"]:
+                stage["ratio"] = round(stage["seconds"] / floor[kind[1]]["seconds"], 1)
+                stage["ratio_to"] = "floor"
+    for stage in stages:
+        kind = feed_of_stage(stage["stage"])
+        if kind and kind[0] == "validate" and landed.get(kind[1]):
+            stage["ratio"] = round(stage["seconds"] / landed[kind[1]], 1)
+            stage["ratio_to"] = "landing"
+
+
+def render(report: dict, previous: dict | None = None) -> str:
+    """The report as a table; with `previous`, each stage's change in seconds."""
+    before = {s["stage"]: s for s in (previous or {}).get("stages", [])}
+    lines = [
+        f"\nTeal bench: {report['customers']:,} customers, {report['cpu_count']} cores, "
+        f"DuckDB {report['duckdb_memory_limit']} / {report['duckdb_threads']} threads, "
+        f"{report['date']}",
+        f"\n{'stage':<44}{'seconds':>9}{'peak MB':>9}{'rows':>12}{'rows/s':>10}{'ratio':>12}"
+        + ("  change" if previous else ""),
     ]
 
+    def line(name, seconds, peak, rows=None, per_second=None, ratio="", change=""):
+        rows_text = f"{rows:,}" if rows is not None else ""
+        rate = f"{per_second:,}" if per_second else ""
+        peak_text = f"{peak:,.0f}" if peak is not None else ""
+        return (
+            f"{name:<44}{seconds:>9.1f}{peak_text:>9}{rows_text:>12}{rate:>10}{ratio:>12}{change}"
+        )
 
-def bench_as_of() -> str:
-    """Features and segments as of $TEAL_AS_OF, else the generator's last day."""
-    from ml.synthetic.generator import DEFAULT_END
-
-    return os.environ.get(AS_OF_ENV) or DEFAULT_END.isoformat()
-
-
-def write_report(
-    workdir: Path, args: argparse.Namespace, results: list[dict], failed: str | None = None
-) -> dict:
-    """Write <workdir>/bench.json with the stages measured so far; return it."""
-    landing = workdir / "landing"
-    warehouse = workdir / "warehouse.duckdb"
-    report = {
-        "customers": args.customers,
-        "seed": args.seed,
-        "landing_bytes": sum(p.stat().st_size for p in landing.rglob("*") if p.is_file()),
-        "warehouse_bytes": warehouse.stat().st_size if warehouse.exists() else 0,
-        "cpu_count": os.cpu_count(),
-        "stages": results,
-        "failed": failed,
-    }
-    (workdir / "bench.json").write_text(json.dumps(report, indent=2))
-    return report
-
-
-def render(report: dict, workdir: Path) -> str:
-    """The report as a table."""
-    results = report["stages"]
-    lines = [f"\n{'stage':<24}{'seconds':>10}{'peak MB':>10}{'rows':>14}"]
-    for r in results:
-        rows = f"{r['rows']:,}" if r["rows"] is not None else ""
-        lines.append(f"{r['stage']:<24}{r['seconds']:>10.1f}{r['peak_mb']:>10.0f}{rows:>14}")
-    if results:
-        total = sum(r["seconds"] for r in results)
-        lines.append(f"{'total':<24}{total:>10.1f}{max(r['peak_mb'] for r in results):>10.0f}")
+    lines.append(
+        line(
+            "generate (not part of the run)",
+            report["generate"]["seconds"],
+            None,
+            report["generate"]["rows"],
+        )
+    )
+    for feed, scan in report["floor"].items():
+        lines.append(line(f"floor: scan {feed}", scan["seconds"], None, scan["rows"]))
+    for stage in report["stages"]:
+        ratio = f"{stage['ratio']}x {stage['ratio_to']}" if "ratio" in stage else ""
+        change = ""
+        if stage["stage"] in before:
+            delta = stage["seconds"] - before[stage["stage"]]["seconds"]
+            change = f"  {delta:+.1f}s"
+        name = stage["stage"] + ("" if stage["status"] == "ok" else f" ({stage['status']})")
+        lines.append(
+            line(
+                name,
+                stage["seconds"],
+                stage["peak_mb"],
+                stage["rows"],
+                stage["rows_per_second"],
+                ratio,
+                change,
+            )
+        )
+    change = ""
+    if previous:
+        change = f"  {report['job_seconds'] - previous.get('job_seconds', 0):+.1f}s"
+    peak = max((s["peak_mb"] for s in report["stages"]), default=0)
+    lines.append(line("the whole job", report["job_seconds"], peak, change=change))
     lines.append(
         f"\nlanding files {report['landing_bytes'] / 1e6:,.0f} MB, warehouse "
-        f"{report['warehouse_bytes'] / 1e6:,.0f} MB; report in {workdir / 'bench.json'}"
+        f"{report['warehouse_bytes'] / 1e6:,.0f} MB; report in {report['path']}"
     )
     return "\n".join(lines)
 
@@ -231,37 +317,65 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--compare", type=Path, default=None, help="an earlier bench.json")
     args = parser.parse_args(argv)
     workdir = (args.workdir or REPO_ROOT / "data" / "bench" / str(args.customers)).resolve()
-    quiet_telemetry()
-
-    if args.stage:  # a child process: one stage, result as JSON on the last line
-        print(json.dumps(run_stage(args.stage, workdir, args.customers, args.seed)))
-        return 0
-
+    previous = json.loads(args.compare.read_text()) if args.compare else None
+    environment = Settings.from_env()
+    settings = Settings.for_root(
+        workdir,
+        salt=environment.salt,
+        as_of=environment.as_of or _sample_end(),
+        duckdb_memory_limit=environment.duckdb_memory_limit,
+        duckdb_threads=environment.duckdb_threads,
+    )
     if workdir.exists():
-        subprocess.run(["rm", "-rf", str(workdir)], check=True)
+        shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    results: list[dict] = []
-    failed = None
-    for stage in tqdm(stages(), desc=f"bench {args.customers:,} customers", unit="stage"):
-        command = [sys.executable, "-m", "orchestration.bench", "--stage", stage]
-        command += ["--workdir", str(workdir), "--customers", str(args.customers)]
-        command += ["--seed", str(args.seed)]
-        completed = subprocess.run(command, capture_output=True, text=True)
-        if completed.returncode != 0:
-            print(completed.stdout[-3000:], completed.stderr[-3000:], file=sys.stderr)
-            failed = f"stage {stage} failed (exit {completed.returncode})"
-            break
-        results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
-        write_report(workdir, args, results)  # after every stage: a long run keeps what it measured
-    report = write_report(workdir, args, results, failed)
-    print(render(report, workdir))
-    if failed:
-        print(failed, file=sys.stderr)
+
+    from ml.synthetic import generate
+
+    started = time.perf_counter()
+    summary = generate(
+        settings.landing, workdir / "truth", customers=args.customers, seed=args.seed
+    )
+    generated = {
+        "seconds": round(time.perf_counter() - started, 2),
+        "rows": sum(totals["rows_read"] for totals in summary["feeds"].values()),
+    }
+    floor = scan_floor(settings)
+    result, entries, sampler, job_seconds = run_job(settings)
+    stages = step_stages(entries, sampler)
+    add_ratios(stages, floor)
+    report = {
+        "customers": args.customers,
+        "seed": args.seed,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "cpu_count": os.cpu_count(),
+        "duckdb_memory_limit": settings.duckdb_memory_limit,
+        "duckdb_threads": settings.duckdb_threads,
+        "generate": generated,
+        "floor": floor,
+        "stages": stages,
+        "job_seconds": round(job_seconds, 1),
+        "job_success": result.success,
+        "landing_bytes": sum(p.stat().st_size for p in settings.landing.rglob("*") if p.is_file()),
+        "warehouse_bytes": settings.warehouse.stat().st_size if settings.warehouse.exists() else 0,
+        "path": str(workdir / "bench.json"),
+    }
+    (workdir / "bench.json").write_text(json.dumps(report, indent=2))
+    print(render(report, previous))
+    if not result.success:
+        print("the job failed: see the failed stages above", file=sys.stderr)
         return 1
     return 0
+
+
+def _sample_end() -> str:
+    """The generator's last day: features and segments as of it, unless $TEAL_AS_OF says."""
+    from ml.synthetic.generator import DEFAULT_END
+
+    return DEFAULT_END.isoformat()
 
 
 if __name__ == "__main__":

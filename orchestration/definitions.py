@@ -1,32 +1,10 @@
-"""The Teal code location: only wiring. Assets, checks, jobs and resources live in defs/."""
+"""The Teal code location: only wiring. Assets, checks, jobs and resources live in defs/.
 
-import os
+The settings are read from the environment once, here (ml/settings.py lists the variables);
+importing this module writes no environment variable and starts no process.
+"""
 
-import dagster as dg
+from ml.settings import Settings
+from orchestration.defs import build_definitions
 
-from orchestration.settings import DEFAULT_WAREHOUSE, WAREHOUSE_ENV, quiet_telemetry
-
-os.environ.setdefault(WAREHOUSE_ENV, str(DEFAULT_WAREHOUSE))
-quiet_telemetry()
-
-from orchestration.defs import (  # noqa: E402
-    activation,
-    audiences,
-    identity,
-    jobs,
-    landing,
-    privacy,
-    resources,
-    transform,
-)
-
-defs = dg.Definitions.merge(
-    resources.defs,
-    landing.defs,
-    transform.defs,
-    identity.defs,
-    privacy.defs,
-    audiences.defs,
-    activation.defs,
-    jobs.defs,
-)
+defs = build_definitions(Settings.from_env())

@@ -15,17 +15,18 @@ import sys
 
 import dagster as dg
 
-from orchestration.settings import quiet_telemetry
+from ml.settings import Settings
+from orchestration.defs import build_definitions
 
 DEFAULT_JOB = "refresh_all"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def run_job(name: str = DEFAULT_JOB, log_level: str = "INFO") -> dg.ExecuteInProcessResult:
+def run_job(
+    name: str = DEFAULT_JOB, log_level: str = "INFO", settings: Settings | None = None
+) -> dg.ExecuteInProcessResult:
     """Execute the job in this process against the instance in $DAGSTER_HOME."""
-    quiet_telemetry()
-    from orchestration.definitions import defs
-
+    defs = build_definitions(settings or Settings.from_env())
     job = defs.resolve_job_def(name)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     with dg.DagsterInstance.get() as instance:

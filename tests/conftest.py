@@ -1,19 +1,70 @@
-"""Shared fixtures: a generated sample, and a warehouse the whole pipeline has run on once."""
+"""Shared fixtures, and the split between unit and integration tests.
+
+A test module that runs real components end to end (Dagster jobs, dbt, the landing of
+generated feeds) sets `pytestmark = pytest.mark.integration`; every other test is marked
+`unit` here, so `make test-fast` (`pytest -m unit`) runs them alone in a couple of minutes.
+
+Settings are passed, never set: each test builds its own `Settings` (see `settings_for`) with
+the fixed test salt and as_of, so no test reads or writes the process's environment.
+The expensive fixture, the default sample (5,000 customers) run twice through the whole job,
+is built once per test session and shared (`sample_run`).
+"""
 
 from __future__ import annotations
 
-import os
+import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+import pytest
+from teal_testing import SAMPLE_CUSTOMERS, SAMPLE_SEED, SampleRun, settings_for, table_counts
 
-# Telemetry off and the warehouse pointed somewhere harmless before anything imports the tools.
-os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DBT_PROFILES_DIR", str(REPO_ROOT / "dbt_project"))
-os.environ.setdefault("TEAL_WAREHOUSE", str(REPO_ROOT / "data" / "test-unused.duckdb"))
-# Features and segments as of the sample data's last day (the generator's default end date).
-os.environ.setdefault("TEAL_AS_OF", "2026-11-20")
-# A fixed salt, so holdouts and tombstones in tests are the same on every machine.
-TEST_SALT = "7e57" * 16
-os.environ["TEAL_SALT"] = TEST_SALT
+from ml.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest() -> Path:
+    """The dbt manifest the Dagster code location reads (made by `make`; parsed here if absent)."""
+    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    if not manifest.exists():
+        subprocess.run(
+            [DBT_EXECUTABLE, "parse", "--quiet", "--profiles-dir", str(DBT_PROJECT_DIR)],
+            cwd=DBT_PROJECT_DIR,
+            check=True,
+        )
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def definitions(dbt_manifest):
+    """A builder of the code location's Definitions for given settings."""
+    from orchestration.defs import build_definitions
+
+    return build_definitions
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory, definitions) -> SampleRun:
+    """The whole job on the default sample, run twice (the second run must change nothing).
+
+    Shared by every test that reads the result; a test that changes the warehouse or the
+    landing folder works on a copy (`copy_of_sample_run`)."""
+    import dagster as dg
+
+    from ml.synthetic import generate
+
+    root = tmp_path_factory.mktemp("sample")
+    settings = settings_for(root)
+    generate(settings.landing, root / "truth", customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED)
+    job = definitions(settings).resolve_job_def("refresh_all")
+    with dg.instance_for_test() as instance:
+        first = job.execute_in_process(instance=instance, raise_on_error=False)
+        after_first = table_counts(settings.warehouse)
+        second = job.execute_in_process(instance=instance, raise_on_error=False)
+        after_second = table_counts(settings.warehouse)
+    return SampleRun(root, settings, root / "truth", first, second, after_first, after_second)

@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from orchestration.landing import contracts
-from orchestration.landing.contracts import CONTRACTS_FILE, ContractError, outdated, parse
+from ml.landing import contracts
+from ml.landing.contracts import CONTRACTS_FILE, ContractError, outdated, parse
 
 
 def test_every_feed_lands_in_its_own_schema_with_lineage():

@@ -22,12 +22,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from teal_testing import TEST_SALT
 
+from ml import secrets
 from ml.activation import hashing
-from ml.privacy import secrets
+from ml.landing.contracts import load
+from ml.landing.loader import Loader, reconciliation
 from ml.privacy.erasure import compact_warehouse, process_erasure_requests, traces_left
-from orchestration.landing.contracts import load
-from orchestration.landing.loader import Loader, reconciliation
 
 ANN = {
     "crm_id": "C0000001",
@@ -453,7 +454,7 @@ def warehouse(tmp_path: Path):
         write_lines(landing / relative, lines)
     path = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(path)) as connection:
-        Loader(connection, landing).land_all(progress=False)
+        Loader(connection, landing, salt=TEST_SALT).land_all(progress=False)
         connection.execute(IDENTITY_SQL)
     write_exports(tmp_path / "exports")
     return path
@@ -556,7 +557,7 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_other(warehouse: Pa
         bob_before = bob_rows(connection)
         assert search_tables(connection, ann_identifiers())  # Ann is everywhere before
         outcome = process_erasure_requests(
-            connection, exports_root=exports, salt=secrets.salt(), run_id=RUN
+            connection, exports_root=exports, salt=TEST_SALT, run_id=RUN
         )
 
         # every row of Ann gone, every row of Bob kept: exact counts per table
@@ -622,7 +623,7 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_other(warehouse: Pa
         tombstones = connection.execute(
             "select identifier_hash, erasure_request_id from privacy.tombstones order by 2, 1"
         ).fetchall()
-        salt = secrets.salt()
+        salt = TEST_SALT
         assert sorted(tombstones) == sorted(
             [
                 (secrets.salted_hash(ANN[k], salt), "ER0000001")
@@ -713,12 +714,12 @@ def test_replayed_feeds_bring_nobody_back(warehouse: Path):
     landing = warehouse.parent / "landing"
     with duckdb.connect(str(warehouse)) as connection:
         process_erasure_requests(
-            connection, exports_root=warehouse.parent / "exports", salt=secrets.salt(), run_id=RUN
+            connection, exports_root=warehouse.parent / "exports", salt=TEST_SALT, run_id=RUN
         )
         for relative, lines in LANDING_FILES.items():
             folder, name = relative.split("/")
             write_lines(landing / folder / f"replay_{name}", lines, ending="\r\n")
-        reports = Loader(connection, landing).land_all(progress=False)
+        reports = Loader(connection, landing, salt=TEST_SALT).land_all(progress=False)
         replayed = {
             f.file: (
                 f.rows_read,
@@ -740,7 +741,7 @@ def test_replayed_feeds_bring_nobody_back(warehouse: Path):
             "erasure/replay_erasure_2026-03-05.csv": (2, 0, 0, 0, 2),
         }
         assert search_tables(connection, ann_identifiers() + [NOBODY]) == []
-        assert traces_left(connection, secrets.salt()).empty
+        assert traces_left(connection, TEST_SALT).empty
         for feed in load():
             assert reconciliation(connection, feed)["reconciles"].all(), feed.name
         assert connection.execute("select count(*) from landing.erased_rows").fetchone()[0] == 17
@@ -750,7 +751,7 @@ def test_replayed_feeds_bring_nobody_back(warehouse: Path):
             "_source_file, _row_number, _load_id, _loaded_at) values ('x', 'page_view', "
             "' CK_ANN000000001', '2026-03-01', 'manual', 1, 'manual', now()::timestamp)"
         )
-        assert traces_left(connection, secrets.salt()).to_dict("records") == [
+        assert traces_left(connection, TEST_SALT).to_dict("records") == [
             {"table": "clickstream.events", "column": "anonymous_id", "rows": 1}
         ]
 
@@ -764,9 +765,9 @@ def test_an_unknown_subject_without_identity_is_no_match(tmp_path: Path):
     )
     write_lines(landing / "crm" / "crm_2026-01-01.csv", [CRM_HEADER, BOB_CRM])
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
-        Loader(connection, landing).land_all(progress=False)
+        Loader(connection, landing, salt=TEST_SALT).land_all(progress=False)
         outcome = process_erasure_requests(
-            connection, exports_root=tmp_path / "exports", salt=secrets.salt(), run_id=RUN
+            connection, exports_root=tmp_path / "exports", salt=TEST_SALT, run_id=RUN
         )
         [request] = outcome.requests
         assert (request.status, request.rows_removed) == ("no_match", {"erasure.requests": 1})
@@ -784,7 +785,7 @@ def test_whole_words_only_a_longer_address_is_someone_else(tmp_path: Path):
         ["request_id,subject,requested_at", "ER0000001,ann.lee@gmail.com,2026-03-05T09:00:00Z"],
     )
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
-        Loader(connection, landing).land_all(progress=False)
+        Loader(connection, landing, salt=TEST_SALT).land_all(progress=False)
         connection.execute(
             """
             create schema scratch;
@@ -796,7 +797,7 @@ def test_whole_words_only_a_longer_address_is_someone_else(tmp_path: Path):
             """
         )
         process_erasure_requests(
-            connection, exports_root=tmp_path / "exports", salt=secrets.salt(), run_id=RUN
+            connection, exports_root=tmp_path / "exports", salt=TEST_SALT, run_id=RUN
         )
         assert connection.execute("select note_id from scratch.notes").fetchall() == [(1,)]
 
@@ -806,7 +807,7 @@ def test_compaction_keeps_every_row_and_does_not_grow_the_file(warehouse: Path):
         process_erasure_requests(
             connection,
             exports_root=warehouse.parent / "exports",
-            salt=secrets.salt(),
+            salt=TEST_SALT,
             run_id=RUN,
         )
         before_counts = counts(connection)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +14,7 @@ from expectations import suites
 from expectations.context import GX_DIR
 from expectations.docs import build_docs
 from expectations.validate import BatchValidation, as_dict, typed_frame, validate_batch
-from orchestration.landing import contracts
+from ml.landing import contracts
 
 NOT_NULL = "expect_column_values_to_not_be_null"
 IN_SET = "expect_column_values_to_be_in_set"

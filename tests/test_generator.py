@@ -1,7 +1,7 @@
 """Tests of the sample data generator (ml.synthetic) on a small run.
 
 The landing files are re-read here independently of the generator: every row is checked
-against the feed contracts (orchestration/landing/feeds.yml) with the normalisers the loader
+against the feed contracts (ml/landing/feeds.yml) with the normalisers the loader
 uses (ml.normalise), duplicates are found from the contract keys in sorted path order, and the
 result must equal the ground truth exactly.
 """
@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from ml.landing import contracts
 from ml.normalise import (
     REFERENCE_KINDS,
     InvalidValue,
@@ -35,7 +36,6 @@ from ml.normalise import (
 )
 from ml.synthetic import columns, phones
 from ml.synthetic.generator import generate
-from orchestration.landing import contracts
 
 CUSTOMERS = 300
 END = date(2026, 11, 20)

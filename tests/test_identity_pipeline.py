@@ -6,7 +6,7 @@ Generated data is landed by the real loader, staged by a real `dbt build`, and r
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -15,11 +15,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from teal_testing import TEST_SALT
 
 from ml.identity.pipeline import resolve_warehouse
-from orchestration.landing import contracts
-from orchestration.landing.loader import Loader
-from orchestration.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, DBT_SELECTIONS
+from ml.landing import contracts
+from ml.landing.loader import Loader
+from ml.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, DBT_SELECTIONS
+
+pytestmark = pytest.mark.integration
 
 CUSTOMERS = 800
 SEED = 11
@@ -29,17 +32,18 @@ LAST_DAY = "2026-11-20"
 def dbt_build(warehouse: Path, part: str, target: Path) -> None:
     selection = DBT_SELECTIONS[part]
     command = [DBT_EXECUTABLE, "build", "--quiet", "--target-path", str(target)]
+    command += ["--profiles-dir", str(DBT_PROJECT_DIR)]
+    command += ["--vars", json.dumps({"warehouse": str(warehouse), "as_of": LAST_DAY})]
     command += ["--select", *selection["select"].split()]
     if selection.get("exclude"):
         command += ["--exclude", *selection["exclude"].split()]
-    env = {**os.environ, "TEAL_WAREHOUSE": str(warehouse), "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}
-    done = subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=DBT_PROJECT_DIR, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:]
 
 
 def land_and_resolve(warehouse: Path, landing: Path, run_id: str, target: Path) -> None:
     with duckdb.connect(str(warehouse)) as connection:
-        loader = Loader(connection, landing)
+        loader = Loader(connection, landing, salt=TEST_SALT)
         for feed in contracts.load():
             loader.land_feed(feed.name, progress=False)
     dbt_build(warehouse, "feeds", target)

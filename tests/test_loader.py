@@ -9,9 +9,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from teal_testing import TEST_SALT
 
-from orchestration.landing.contracts import load
-from orchestration.landing.loader import Loader, reconciliation
+from ml.landing.contracts import load
+from ml.landing.loader import Loader, reconciliation
 
 ORDER_HEADER = "order_id,line_number,customer_ref,ordered_at,channel,store_id,sku,quantity,unit_price,discount,currency,status"
 GOOD_ORDER = (
@@ -79,7 +80,7 @@ def test_each_kind_of_bad_order_row_is_quarantined_with_its_reason(landing, conn
         + b"O000000008,1,Zo\xeb,2026-11-01T10:00:00+00:00,web,,SKU-000001,1,1.00,0,GBP,completed\n"
     )
     write(landing, "orders/2026-11-01.csv", data)
-    report = Loader(connection, landing).land_feed("orders", progress=False)
+    report = Loader(connection, landing, salt=TEST_SALT).land_feed("orders", progress=False)
 
     [result] = report.files
     assert (
@@ -122,7 +123,7 @@ def test_bad_crm_rows_name_the_field(landing, connection):
         "C0000003,Cy,Lee,,07700 900123,,U,,,,GB,2025-01-01 10:00:00,2025-01-01 10:00:00,",
     ]
     write(landing, "crm/crm_2025-01-01.csv", "\n".join(rows) + "\n")
-    Loader(connection, landing).land_feed("crm", progress=False)
+    Loader(connection, landing, salt=TEST_SALT).land_feed("crm", progress=False)
     assert quarantine_messages(connection, "crm") == [
         "crm/crm_2025-01-01.csv row 3: email 'bo@@mail.com' is not a valid email address (The part after the "
         "@-sign contains invalid characters: '@'.); birth_date '1984-13-45' is not a valid date (expected "
@@ -145,7 +146,7 @@ def test_bad_json_lines_are_quarantined_and_retries_counted(landing, connection)
         event("3" * 32, properties=[1]),
     ]
     write(landing, "clickstream/events_2026-11-01.jsonl", "\n".join(lines) + "\n")
-    report = Loader(connection, landing).land_feed("clickstream", progress=False)
+    report = Loader(connection, landing, salt=TEST_SALT).land_feed("clickstream", progress=False)
     [result] = report.files
     assert (
         result.rows_read,
@@ -173,7 +174,7 @@ def test_a_second_file_with_retried_events_adds_no_duplicates(landing, connectio
         "clickstream/events_2026-11-01.jsonl",
         "\n".join(event(f"{i:032x}") for i in range(5)) + "\n",
     )
-    loader = Loader(connection, landing)
+    loader = Loader(connection, landing, salt=TEST_SALT)
     loader.land_feed("clickstream", progress=False)
     retried = [event(f"{i:032x}") for i in (3, 4)] + [event(f"{i:032x}") for i in (5, 6)]
     write(landing, "clickstream/events_2026-11-02.jsonl", "\n".join(retried) + "\n")
@@ -191,14 +192,14 @@ def test_a_second_file_with_retried_events_adds_no_duplicates(landing, connectio
 def test_rerunning_changes_nothing(landing, connection):
     write(landing, "orders/a.csv", f"{ORDER_HEADER}\n{GOOD_ORDER}\n")
     write(landing, "clickstream/e.jsonl", event("a" * 32) + "\n")
-    loader = Loader(connection, landing)
+    loader = Loader(connection, landing, salt=TEST_SALT)
     first = loader.land_all(progress=False)
     assert sum(len(r.files) for r in first) == 2
     snapshot = connection.execute(
         "select (select count(*) from landing.files), (select count(*) from orders.order_lines), "
         "(select count(*) from clickstream.events), (select count(*) from landing.quarantine)"
     ).fetchone()
-    second = Loader(connection, landing).land_all(progress=False)
+    second = Loader(connection, landing, salt=TEST_SALT).land_all(progress=False)
     assert [r.files for r in second] == [[] for _ in second]
     assert (
         connection.execute(
@@ -210,7 +211,7 @@ def test_rerunning_changes_nothing(landing, connection):
 
 
 def test_same_content_under_another_name_is_skipped_and_a_changed_file_reloads(landing, connection):
-    loader = Loader(connection, landing)
+    loader = Loader(connection, landing, salt=TEST_SALT)
     write(landing, "orders/a.csv", f"{ORDER_HEADER}\n{GOOD_ORDER}\n")
     loader.land_feed("orders", progress=False)
     write(landing, "orders/a_copy.csv", f"{ORDER_HEADER}\n{GOOD_ORDER}\n")
@@ -251,7 +252,7 @@ def test_a_corrupt_file_is_quarantined_whole_and_the_others_still_load(landing, 
     pq.write_table(table, landing / "orders" / "store_2026-11-02.parquet")
     write(landing, "orders/orders.txt", "not a feed file")
 
-    loader = Loader(connection, landing)
+    loader = Loader(connection, landing, salt=TEST_SALT)
     products = loader.land_feed("products", progress=False)
     orders = loader.land_feed("orders", progress=False)
     assert [(f.file, f.status) for f in products.files] == [
@@ -294,7 +295,9 @@ def test_a_csv_without_a_contract_column_is_quarantined_whole(landing, connectio
         "erasure/erasure_2026-11-01.csv",
         "request_id,requested_at\nER0000001,2026-11-01T10:00:00Z\n",
     )
-    [result] = Loader(connection, landing).land_feed("erasure", progress=False).files
+    [result] = (
+        Loader(connection, landing, salt=TEST_SALT).land_feed("erasure", progress=False).files
+    )
     assert result.status == "quarantined"
     assert (
         result.reason
@@ -305,13 +308,13 @@ def test_a_csv_without_a_contract_column_is_quarantined_whole(landing, connectio
 def tombstone(connection, *identifiers: str) -> None:
     """Tombstones as erasure leaves them: salted hashes of an erased person's identifiers."""
     from ml.privacy.erasure import ensure_tables
-    from ml.privacy.secrets import salted_hash
+    from ml.secrets import salted_hash
 
     ensure_tables(connection)
     for value in identifiers:
         connection.execute(
             "insert into privacy.tombstones values (?, 'ER0000001', now()::timestamp)",
-            [salted_hash(value)],
+            [salted_hash(value, TEST_SALT)],
         )
 
 
@@ -337,7 +340,7 @@ def test_rows_of_an_erased_person_are_dropped_as_erased_and_reconcile(landing, c
     ]
     write(landing, "clickstream/events_2026-11-01.jsonl", "\n".join(lines) + "\n")
 
-    loader = Loader(connection, landing)
+    loader = Loader(connection, landing, salt=TEST_SALT)
     orders = loader.land_feed("orders", progress=False)
     clicks = loader.land_feed("clickstream", progress=False)
     counted = {
@@ -423,7 +426,7 @@ def test_a_ledger_from_before_erasure_gains_the_erased_count(landing, connection
         """
     )
     write(landing, "orders/a.csv", f"{ORDER_HEADER}\n{GOOD_ORDER}\n")
-    Loader(connection, landing).land_feed("orders", progress=False)
+    Loader(connection, landing, salt=TEST_SALT).land_feed("orders", progress=False)
     assert connection.execute(
         "select file, rows_loaded, rows_erased from landing.files order by file"
     ).fetchall() == [("orders/a.csv", 1, 0), ("orders/old.csv", 0, 0)]

@@ -28,12 +28,12 @@ from ml.identity.comparisons import (
     soundex,
 )
 from ml.identity.dedupe import main as dedupe_main
+from ml.identity.explain import explain
 from ml.identity.fellegi_sunter import MatchModel, pattern_u, run_em
 from ml.identity.matching import (
     MatchSettings,
     apply_mapping,
     estimate_model,
-    explain,
     resolve_entities,
     score_pairs,
 )
@@ -514,7 +514,7 @@ def test_model_is_estimated_and_serialisable(resolution) -> None:
 
 
 def test_explain_merged_pair(resolution) -> None:
-    explanation = resolution.explain("T1", "T2")
+    explanation = explain(resolution, "T1", "T2")
     levels = dict(zip(explanation.fields["comparison"], explanation.fields["level"], strict=True))
     assert levels["first_name"] == "typo"
     assert levels["last_name"] == "exact"
@@ -525,11 +525,11 @@ def test_explain_merged_pair(resolution) -> None:
 
 
 def test_explain_says_why_not(resolution) -> None:
-    twins = resolution.explain("W1", "W2")
+    twins = explain(resolution, "W1", "W2")
     assert not twins.same_entity
     assert twins.veto == "different first names"
     assert "same customer: no" in twins.text and "different first names (a veto)" in twins.text
-    strangers = resolution.explain("J1", "T1")
+    strangers = explain(resolution, "J1", "T1")
     assert strangers.blocked_by == []
     assert "never compared" in strangers.text and "same customer: no" in strangers.text
 

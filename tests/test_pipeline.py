@@ -6,23 +6,20 @@ Great Expectations, dbt build), and the assertions read the DuckDB file it wrote
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+from teal_testing import settings_for, table_counts
 
-from orchestration.landing import contracts
-from orchestration.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from ml.landing import contracts
+from ml.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
-# the default sample of `make run`: the identity figures below are the ones the README promises
-CUSTOMERS = 5000
-SEED = 42
+pytestmark = pytest.mark.integration
 
 REASON_BY_KIND = {
     "bad_date": "is not a valid date",
@@ -41,56 +38,9 @@ REASON_BY_KIND = {
 }
 
 
-@dataclass
-class PipelineRun:
-    warehouse: Path
-    truth: Path
-    first: dg.ExecuteInProcessResult
-    second: dg.ExecuteInProcessResult
-    tables_after_first: dict[str, int]
-    tables_after_second: dict[str, int]
-
-
-def table_counts(warehouse: Path) -> dict[str, int]:
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        tables = connection.execute(
-            "select table_schema, table_name from information_schema.tables order by all"
-        ).fetchall()
-        return {
-            f"{schema}.{name}": connection.execute(
-                f'select count(*) from "{schema}"."{name}"'
-            ).fetchone()[0]
-            for schema, name in tables
-        }
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> PipelineRun:
-    from ml.synthetic import generate
-
-    root = tmp_path_factory.mktemp("pipeline")
-    generate(root / "landing", root / "truth", customers=CUSTOMERS, seed=SEED)
-    saved = {key: os.environ.get(key) for key in ("TEAL_WAREHOUSE", "TEAL_LANDING")}
-    os.environ["TEAL_WAREHOUSE"] = str(root / "warehouse.duckdb")
-    os.environ["TEAL_LANDING"] = str(root / "landing")
-    try:
-        from orchestration.definitions import defs
-
-        job = defs.resolve_job_def("refresh_all")
-        with dg.instance_for_test() as instance:
-            first = job.execute_in_process(instance=instance, raise_on_error=False)
-            after_first = table_counts(root / "warehouse.duckdb")
-            second = job.execute_in_process(instance=instance, raise_on_error=False)
-            after_second = table_counts(root / "warehouse.duckdb")
-        yield PipelineRun(
-            root / "warehouse.duckdb", root / "truth", first, second, after_first, after_second
-        )
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def run(sample_run):
+    return sample_run
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], bool]:
@@ -213,25 +163,22 @@ def test_staging_models_have_one_row_per_key(run):
         )
 
 
-def test_run_summary_and_dbt_docs(run, tmp_path):
-    env = {**os.environ, "TEAL_WAREHOUSE": str(run.warehouse)}
-    summary = subprocess.run(
-        [os.sys.executable, "-m", "orchestration.summary"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+def test_run_summary_and_dbt_docs(run, tmp_path, capsys):
+    from ml.summary import main as summary_main
+
+    assert summary_main(run.settings) == 0
+    summary = capsys.readouterr().out
     assert "crm" in summary and "quarantined" in summary
     assert "dbt build: 35 models built (0 not)" in summary
     assert "Erasure: 5 requests processed" in summary and "Exports (4): " in summary
     assert "RFM as of 2026-11-21 00:00:00: " in summary and "Segments (12): " in summary
     assert "Identity: " in summary and "customers from" in summary
     assert "Great Expectations: 6 of 6 suites passed" in summary
+    variables = json.dumps({"warehouse": str(run.warehouse)})
     docs = subprocess.run(
-        [DBT_EXECUTABLE, "docs", "generate", "--target-path", str(tmp_path / "docs")],
+        [DBT_EXECUTABLE, "docs", "generate", "--target-path", str(tmp_path / "docs")]
+        + ["--vars", variables, "--profiles-dir", str(DBT_PROJECT_DIR)],
         cwd=DBT_PROJECT_DIR,
-        env=env,
         capture_output=True,
         text=True,
     )
@@ -270,7 +217,7 @@ def test_features_rfm_clusters_and_segments_as_of_the_last_day(run):
         for table in ("customer_features", "customer_rfm", "dim_customer_attributes"):
             assert one(f"select count(*) from marts.{table}") == customers, table
         assert one("select count(*) from ml.customer_clusters") == customers
-        # TEAL_AS_OF=2026-11-20 (conftest): everything before 2026-11-21 00:00, nothing after
+        # as of 2026-11-20 (conftest): everything before 2026-11-21 00:00, nothing after
         assert connection.execute(
             "select distinct as_of_at from marts.dim_customer_attributes"
         ).fetchall() == [(datetime(2026, 11, 21),)]
@@ -346,16 +293,13 @@ def test_features_rfm_clusters_and_segments_as_of_the_last_day(run):
         assert (charts / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
-def test_segments_alone_refuse_a_cutoff_other_than_the_features(run, monkeypatch):
-    from dagster_duckdb import DuckDBResource
-
+def test_segments_alone_refuse_a_cutoff_other_than_the_features(run):
     from orchestration.defs.audiences import rule_segments
 
-    monkeypatch.setenv("TEAL_AS_OF", "2026-11-19")
     before = table_counts(run.warehouse)
     result = dg.materialize(
         [rule_segments],
-        resources={"warehouse": DuckDBResource(database=str(run.warehouse))},
+        resources={"settings": settings_for(run.root, as_of="2026-11-19")},
         raise_on_error=False,
     )
     assert not result.success

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from orchestration.defs.resources import dbt_project
-from orchestration.defs.transform import ensure_manifest
+import pytest
 
 # direct identifiers and contact data: never in an analytics model
 PERSONAL = {
@@ -39,9 +38,9 @@ ANALYTICS_PATHS = (
 EVENT_FACTS = {"fct_sessions"}
 
 
-def models() -> dict[str, dict]:
-    ensure_manifest()
-    manifest = json.loads(dbt_project.manifest_path.read_text(encoding="utf-8"))
+@pytest.fixture(scope="module")
+def models(dbt_manifest) -> dict[str, dict]:
+    manifest = json.loads(dbt_manifest.read_text(encoding="utf-8"))
     return {
         node["name"]: node
         for node in manifest["nodes"].values()
@@ -49,9 +48,9 @@ def models() -> dict[str, dict]:
     }
 
 
-def test_analytics_models_carry_no_personal_data():
+def test_analytics_models_carry_no_personal_data(models):
     checked = []
-    for name, node in models().items():
+    for name, node in models.items():
         if not node["original_file_path"].startswith(ANALYTICS_PATHS) or name in EVENT_FACTS:
             continue
         checked.append(name)
@@ -68,8 +67,8 @@ def test_analytics_models_carry_no_personal_data():
     } <= set(checked)
 
 
-def test_the_profile_tags_every_personal_column():
-    columns = models()["dim_customers"]["columns"]
+def test_the_profile_tags_every_personal_column(models):
+    columns = models["dim_customers"]["columns"]
     tagged = {c for c, col in columns.items() if col.get("meta", {}).get("pii")}
     assert tagged == PERSONAL & set(columns) | {"loyalty_id"} & set(columns)
     assert {"first_name", "last_name", "email", "phone", "birth_date"} <= tagged

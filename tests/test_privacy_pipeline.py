@@ -8,7 +8,6 @@ receive) may be found in any column of any table or in any export file.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +16,12 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from teal_testing import AS_OF, copy_of_sample_run
 
-CUSTOMERS = 1500
-SEED = 7
-AS_OF = "2026-11-20"
+from ml.settings import Settings
+
+pytestmark = pytest.mark.integration
+
 # what each consent purpose lets an export write (ml/activation/config.py)
 ALLOWED_FILES = {
     "email_marketing": {"audience.csv", "audience.parquet"},
@@ -35,53 +36,46 @@ ALLOWED_FILES = {
 
 @dataclass
 class PrivacyRun:
+    """The shared sample run (read only), or a copy of it a test may change."""
+
     root: Path
-    warehouse: Path
-    landing: Path
-    exports: Path
+    settings: Settings
     truth: Path
-    instance: dg.DagsterInstance
     first: dg.ExecuteInProcessResult
 
+    @property
+    def warehouse(self) -> Path:
+        return self.settings.warehouse
 
-def run_job(selection: list[dg.AssetKey] | None = None, instance=None):
-    from orchestration.definitions import defs
+    @property
+    def landing(self) -> Path:
+        return self.settings.landing
 
-    job = defs.resolve_job_def("refresh_all")
-    return job.execute_in_process(
-        instance=instance, raise_on_error=False, asset_selection=selection
-    )
+    @property
+    def exports(self) -> Path:
+        return self.settings.exports
 
 
 @pytest.fixture(scope="module")
-def privacy_run(tmp_path_factory):
-    from ml.synthetic import generate
+def privacy_run(sample_run) -> PrivacyRun:
+    return PrivacyRun(sample_run.root, sample_run.settings, sample_run.truth, sample_run.first)
 
-    root = tmp_path_factory.mktemp("privacy")
-    generate(root / "landing", root / "truth", customers=CUSTOMERS, seed=SEED)
-    keys = ("TEAL_WAREHOUSE", "TEAL_LANDING", "TEAL_AS_OF")
-    saved = {key: os.environ.get(key) for key in keys}
-    os.environ["TEAL_WAREHOUSE"] = str(root / "warehouse.duckdb")
-    os.environ["TEAL_LANDING"] = str(root / "landing")
-    os.environ["TEAL_AS_OF"] = AS_OF
-    try:
-        with dg.instance_for_test() as instance:
-            first = run_job(instance=instance)
-            yield PrivacyRun(
-                root,
-                root / "warehouse.duckdb",
-                root / "landing",
-                root / "exports",
-                root / "truth",
-                instance,
-                first,
+
+@pytest.fixture(scope="module")
+def changed_run(sample_run, tmp_path_factory, definitions):
+    """A copy of the sample run that the tests below change (a late withdrawal, replays),
+    with its own Dagster instance and a job that runs on the copy."""
+    root = tmp_path_factory.mktemp("privacy") / "run"
+    settings = copy_of_sample_run(sample_run, root)
+    job = definitions(settings).resolve_job_def("refresh_all")
+    with dg.instance_for_test() as instance:
+
+        def run_job(selection: list[dg.AssetKey] | None = None):
+            return job.execute_in_process(
+                instance=instance, raise_on_error=False, asset_selection=selection
             )
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+
+        yield PrivacyRun(root, settings, root / "truth", sample_run.first), run_job
 
 
 def erased_identifiers(truth: Path) -> dict[str, str]:
@@ -172,7 +166,7 @@ def test_every_landed_erasure_request_is_logged_and_audited(privacy_run):
         pending = connection.execute("select count(*) from erasure.requests").fetchone()[0]
     persons = pd.read_csv(privacy_run.truth / "persons.csv", dtype=str)
     erased = int((persons.erased == "true").sum())
-    assert erased == 2
+    assert erased == 5
     # the generator writes one request per erased person (plus malformed rows, quarantined)
     assert [status for _, status in log] == ["erased"] * erased
     assert [row[0] for row in audited] == [row[0] for row in log]
@@ -268,11 +262,12 @@ def test_exports_hold_only_consented_treatment_rows_and_match_their_manifests(pr
     assert seen_formats == {"google"}
 
 
-def test_an_export_whose_rows_lost_consent_is_blocked_and_not_written(privacy_run):
+def test_an_export_whose_rows_lost_consent_is_blocked_and_not_written(changed_run, sample_run):
     """Consent withdrawn after the ledger was built: the blocking check stops the files."""
+    from ml.landing.loader import Loader
     from orchestration.defs.activation import CANDIDATES_KEY, MEMBERS_KEY, RUNS_KEY
-    from orchestration.landing.loader import Loader
 
+    privacy_run, run_job = changed_run
     with duckdb.connect(str(privacy_run.warehouse), read_only=True) as connection:
         export_name, directory, purpose = connection.execute(
             "select export_name, directory, consent_purpose from activation.export_runs "
@@ -289,7 +284,9 @@ def test_an_export_whose_rows_lost_consent_is_blocked_and_not_written(privacy_ru
             """,
             [export_name],
         ).fetchone()
-    manifest_before = (Path(directory) / "manifest.json").read_bytes()
+    # the copy's own export folder (the warehouse names the folder it was first written to)
+    directory = privacy_run.root / Path(directory).relative_to(sample_run.root)
+    manifest_before = (directory / "manifest.json").read_bytes()
     consent = privacy_run.landing / "consent" / "consent_late_withdrawal.csv"
     consent.write_text(
         "event_id,subject,purpose,status,recorded_at,source\n"
@@ -297,9 +294,11 @@ def test_an_export_whose_rows_lost_consent_is_blocked_and_not_written(privacy_ru
         encoding="utf-8",
     )
     with duckdb.connect(str(privacy_run.warehouse)) as connection:
-        Loader(connection, privacy_run.landing).land_feed("consent", progress=False)
+        Loader(connection, privacy_run.landing, salt=privacy_run.settings.salt).land_feed(
+            "consent", progress=False
+        )
     try:
-        result = run_job([CANDIDATES_KEY, RUNS_KEY, MEMBERS_KEY], privacy_run.instance)
+        result = run_job([CANDIDATES_KEY, RUNS_KEY, MEMBERS_KEY])
         checks = {
             event.event_specific_data.check_name: event.event_specific_data
             for event in result.all_events
@@ -313,7 +312,7 @@ def test_an_export_whose_rows_lost_consent_is_blocked_and_not_written(privacy_ru
             if event.event_type_value == "ASSET_MATERIALIZATION"
         }
         assert RUNS_KEY not in materialised
-        assert (Path(directory) / "manifest.json").read_bytes() == manifest_before
+        assert (directory / "manifest.json").read_bytes() == manifest_before
         with duckdb.connect(str(privacy_run.warehouse), read_only=True) as connection:
             blocked = connection.execute(
                 "select target, row_count from privacy.audit_log where action = 'export_blocked'"
@@ -348,9 +347,10 @@ def replay(landing: Path) -> int:
     return copies
 
 
-def test_replayed_feeds_bring_back_no_trace(privacy_run):
+def test_replayed_feeds_bring_back_no_trace(changed_run):
+    privacy_run, run_job = changed_run
     assert replay(privacy_run.landing) > 10
-    second = run_job(instance=privacy_run.instance)
+    second = run_job()
     assert second.success
     needles = set(erased_identifiers(privacy_run.truth)) | platform_hashes(privacy_run.truth)
     assert traces_in_tables(privacy_run.warehouse, needles) == []

@@ -14,16 +14,17 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from teal_testing import TEST_SALT
 
-from ml.privacy.retention import purge_expired, utc_timestamp_sql
-from orchestration.landing.contracts import (
+from ml.landing.contracts import (
     CONTRACTS_FILE,
     ContractError,
     Retention,
     load,
     parse,
 )
-from orchestration.landing.loader import Loader, reconciliation
+from ml.landing.loader import Loader, reconciliation
+from ml.privacy.retention import purge_expired, utc_timestamp_sql
 
 ORDER_HEADER = "order_id,line_number,customer_ref,ordered_at,channel,store_id,sku,quantity,unit_price,discount,currency,status"
 
@@ -77,7 +78,7 @@ def connection(tmp_path: Path):
         event(4, "2026-11-01T10:00:00Z") + "\n"
     )
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
-        Loader(connection, landing).land_all(progress=False)
+        Loader(connection, landing, salt=TEST_SALT).land_all(progress=False)
         # the quarantine and duplicates of the old file were written long ago
         connection.execute("update landing.quarantine set quarantined_at = '2025-01-01'")
         connection.execute("update landing.duplicates set dropped_at = '2025-01-01'")

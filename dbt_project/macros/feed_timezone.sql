@@ -1,4 +1,4 @@
-{#- Generated from orchestration/landing/feeds.yml by `make contracts`: edit that file, not this one.
+{#- Generated from ml/landing/feeds.yml by `make contracts`: edit that file, not this one.
     The zone of a feed's timestamps written without an offset. -#}
 {% macro feed_timezone(feed) -%}
     {%- set zones = {'crm': 'Europe/London', 'orders': 'Europe/London', 'clickstream': 'UTC', 'products': 'UTC', 'consent': 'UTC', 'erasure': 'UTC'} -%}

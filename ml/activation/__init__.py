@@ -11,12 +11,15 @@ An export, step by step (the exports asset's whole job):
 
     exports = load_exports()                    # dbt_project/exports/*.yml, validated
     segment = segment_for(config, segments)     # the export's segment and consent purpose
-    build_candidates(connection, config, segment, run_id, as_of)
-    problems = verify_candidates(connection, run_id, config.name, segment.consent_purpose)
+    build_candidates(connection, config, segment, run_id, as_of, settings.salt)
+    problems = verify_candidates(connection, run_id, config.name, segment.consent_purpose,
+                                 holdout_percent=config.holdout_percent, salt=settings.salt)
     if problems.empty:                          # any row without consent blocks the export
-        result = write_export(connection, config, segment, run_id, as_of)
+        result = write_export(connection, config, segment, run_id, as_of, settings.exports)
     else:
-        record_blocked(connection, config, segment, run_id, as_of, problems)
+        record_blocked(connection, config, segment, run_id, as_of, problems, settings.exports)
+
+`ml.workflow.export_audiences` does exactly this for every configured export.
 
 `config` reads the export files; `holdouts` draws sticky holdouts from a salted hash;
 `candidates` gives every segment member one outcome (export, holdout, or left out by reason);
@@ -57,7 +60,6 @@ from ml.activation.files import (
     ExportResult,
     describe_file,
     ensure_tables,
-    export_root,
     exports_dir_for,
     read_manifest,
     record_blocked,
@@ -100,7 +102,6 @@ __all__ = [
     "candidate_summary",
     "describe_file",
     "ensure_tables",
-    "export_root",
     "exports_dir_for",
     "holdout_bucket",
     "holdout_bucket_sql",

@@ -99,12 +99,12 @@ def build_candidates(
     segment: Segment,
     run_id: str,
     as_of: str | date | datetime,
-    salt: str | None = None,
+    salt: str,
 ) -> dict[str, Any]:
     """Decide every member's outcome and write them to `activation.export_candidates`.
 
-    Replaces the rows of `config.name` (any run) in one transaction. `salt` defaults to
-    $TEAL_SALT. Returns the counts: `members`, `export`, `holdout`, `left_out` (reason ->
+    Replaces the rows of `config.name` (any run) in one transaction. `salt` is
+    `Settings.salt`. Returns the counts: `members`, `export`, `holdout`, `left_out` (reason ->
     count, every reason present, zeros included) and `left_out_total`; they reconcile
     (members = export + holdout + left_out_total) or a RuntimeError says they do not.
     """
@@ -281,7 +281,7 @@ def verify_candidates(
     consent_purpose: str,
     *,
     holdout_percent: float | None = None,
-    salt: str | None = None,
+    salt: str,
 ) -> pd.DataFrame:
     """The `export` rows of a run that must not be exported, one row per problem found.
 

@@ -50,14 +50,14 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ml import audit
 from ml.activation import hashing
 from ml.activation.candidates import CANDIDATES, CANDIDATES_DDL, SCHEMA, candidate_summary
 from ml.activation.config import FIXED_COLUMNS, FORMAT_FILES, PURPOSE_FORMATS, ExportConfig
 from ml.as_of import cutoff, naive_utc, snapshot_date
-from ml.privacy import audit
 from ml.segments.rules import Segment
+from ml.sql import quote_literal
 from ml.warehouse import table_exists
-from orchestration.settings import warehouse_path
 
 AUDIENCE_CSV = FORMAT_FILES["csv"]  # audience.csv
 GOOGLE_CSV = FORMAT_FILES["google"]  # google_customer_match.csv
@@ -140,11 +140,6 @@ class ExportResult:
     def path(self, name: str) -> Path:
         """The path of one of the export's files, e.g. `result.path("audience.csv")`."""
         return self.directory / name
-
-
-def export_root() -> Path:
-    """Where exports are written: data/exports/ beside the warehouse."""
-    return warehouse_path().parent / "exports"
 
 
 def exports_dir_for(root: str | Path, export_name: str, export_date: date | str) -> Path:
@@ -475,7 +470,6 @@ def _write_parquet(
     connection: duckdb.DuckDBPyConnection, config: ExportConfig, run_id: str, path: Path
 ) -> int:
     """customer_id and every attribute column of the treatment rows, ordered by customer_id."""
-    literal = str(path).replace("'", "''")
     connection.execute(
         f"""
         copy (
@@ -487,7 +481,7 @@ def _write_parquet(
                 and candidates.export_name = $export_name
                 and candidates.outcome = 'export'
             order by candidates.customer_id
-        ) to '{literal}' (format parquet)
+        ) to {quote_literal(path)} (format parquet)
         """,
         {"run_id": run_id, "export_name": config.name},
     )
@@ -625,7 +619,7 @@ def write_export(
     segment: Segment,
     run_id: str,
     as_of: str | date | datetime,
-    exports_root: str | Path | None = None,
+    exports_root: str | Path,
     generated_at: datetime | None = None,
 ) -> ExportResult:
     """Write a run's export files and manifest, and record the run, its members and an audit row.
@@ -633,8 +627,8 @@ def write_export(
     Reads the run's candidates (built by `build_candidates`); only `export` rows reach the files,
     and only the files of the export's formats (`config.formats`, or every format the segment's
     consent purpose allows when empty; a format the purpose does not allow is a ValueError).
-    The folder is `<exports_root>/<export name>/<as_of date>/` (`exports_root` defaults to
-    `export_root()`); writing the same export for the same day again replaces that folder,
+    The folder is `<exports_root>/<export name>/<as_of date>/` (`exports_root` is
+    `Settings.exports`); writing the same export for the same day again replaces that folder,
     and that day's rows in `activation.export_runs` and `activation.export_members` (also of
     earlier runs of the day, so a day is never counted twice). Tables and audit row are written
     in one transaction, committed only after the folder is in place.
@@ -652,7 +646,7 @@ def write_export(
     optional, attributes = _check_inputs(connection, config)
     summary = candidate_summary(connection, run_id, config.name)
 
-    root = Path(exports_root) if exports_root is not None else export_root()
+    root = Path(exports_root)
     final = exports_dir_for(root, config.name, day)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
@@ -748,7 +742,7 @@ def record_blocked(
     run_id: str,
     as_of: str | date | datetime,
     problems: pd.DataFrame,
-    exports_root: str | Path | None = None,
+    exports_root: str | Path,
     generated_at: datetime | None = None,
 ) -> None:
     """Record an export the check refused: an export_runs row with status 'blocked' and an
@@ -761,7 +755,7 @@ def record_blocked(
     day = snapshot_date(as_of)
     generated = naive_utc(generated_at or datetime.now(UTC)).replace(microsecond=0)
     summary = candidate_summary(connection, run_id, config.name)
-    root = Path(exports_root) if exports_root is not None else export_root()
+    root = Path(exports_root)
     directory = exports_dir_for(root, config.name, day)
     by_problem = {
         str(k): int(v) for k, v in problems["problem"].value_counts().sort_index().items()
@@ -886,7 +880,6 @@ __all__ = [
     "describe_file",
     "ensure_tables",
     "escape_formulas",
-    "export_root",
     "exports_dir_for",
     "read_manifest",
     "record_blocked",

@@ -18,19 +18,10 @@ The bucket depends only on the salt, the export name and the customer id, so:
 from __future__ import annotations
 
 import hashlib
-import re
 
-from ml.privacy.secrets import salt as environment_salt
+from ml.secrets import validated as checked_salt
 
 BUCKETS = 10_000
-_HEX_SALT = re.compile(r"^[0-9a-f]{32,128}$")
-
-
-def _checked_salt(salt: str | None) -> str:
-    value = salt or environment_salt()
-    if not _HEX_SALT.match(value):
-        raise ValueError("the holdout salt must be 32 to 128 lower-case hex digits ($TEAL_SALT)")
-    return value
 
 
 def holdout_threshold(holdout_percent: float) -> int:
@@ -40,35 +31,33 @@ def holdout_threshold(holdout_percent: float) -> int:
     return round(holdout_percent * 100)
 
 
-def holdout_bucket(customer_id: str, key: str, salt: str | None = None) -> int:
+def holdout_bucket(customer_id: str, key: str, salt: str) -> int:
     """The bucket (0..9999) of one customer for the export `key`.
 
     >>> holdout_bucket("cus_0001", "cart_abandoners_24h", "7e57" * 16) in range(10_000)
     True
     """
-    text = f"{_checked_salt(salt)}:holdout:{key}:{customer_id}"
+    text = f"{checked_salt(salt)}:holdout:{key}:{customer_id}"
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) % BUCKETS
 
 
-def is_holdout(customer_id: str, key: str, holdout_percent: float, salt: str | None = None) -> bool:
+def is_holdout(customer_id: str, key: str, holdout_percent: float, salt: str) -> bool:
     """Whether the customer is in the export's holdout at this percentage."""
     return holdout_bucket(customer_id, key, salt) < holdout_threshold(holdout_percent)
 
 
-def holdout_bucket_sql(customer_id_expr: str, key: str, salt: str | None = None) -> str:
+def holdout_bucket_sql(customer_id_expr: str, key: str, salt: str) -> str:
     """A DuckDB integer expression: the bucket of `customer_id_expr` for export `key`.
 
     The salt is checked to be hex and the key's quotes are doubled, so both are safe as
     literals; `customer_id_expr` is SQL and must come from code, not from users.
     """
-    prefix = f"{_checked_salt(salt)}:holdout:{key}:".replace("'", "''")
+    prefix = f"{checked_salt(salt)}:holdout:{key}:".replace("'", "''")
     digest = f"sha256('{prefix}' || cast({customer_id_expr} as varchar))"
     return f"cast(cast('0x' || substr({digest}, 1, 8) as ubigint) % {BUCKETS} as integer)"
 
 
-def is_holdout_sql(
-    customer_id_expr: str, key: str, holdout_percent: float, salt: str | None = None
-) -> str:
+def is_holdout_sql(customer_id_expr: str, key: str, holdout_percent: float, salt: str) -> str:
     """A DuckDB boolean expression: whether `customer_id_expr` is held out at this percentage."""
     threshold = holdout_threshold(holdout_percent)
     return f"({holdout_bucket_sql(customer_id_expr, key, salt)} < {threshold})"

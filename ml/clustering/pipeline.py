@@ -72,6 +72,7 @@ from ml.clustering.model import (
 from ml.clustering.profiles import ProfileAccumulator, label_clusters, z_matrix
 from ml.clustering.settings import ClusterSettings
 from ml.clustering.stable_ids import IdMatch, adjusted_rand_from_contingency, match_cluster_ids
+from ml.sql import quote_ident
 from ml.warehouse import table_exists
 
 DEFAULT_TABLE = "marts.customer_features"
@@ -304,7 +305,7 @@ def _quoted_table(table: str) -> str:
         raise ValueError(
             f"table {table!r} is not a plain [catalog.][schema.]name; pass e.g. {DEFAULT_TABLE!r}"
         )
-    return ".".join(f'"{part}"' for part in parts)
+    return ".".join(quote_ident(part) for part in parts)
 
 
 def check_columns(

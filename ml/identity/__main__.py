@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ml.identity.evaluate import REPO_ROOT
-from orchestration.settings import warehouse_path
+from ml.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ml.identity.inspect import explain_pair, preview_config
 
-    path = args.warehouse or warehouse_path()
+    path = args.warehouse or Settings.from_env().warehouse
     if not path.exists():
         print(f"No warehouse at {path}: run `make run` first.", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml.identity.comparisons import STANDARD_COLUMNS
+from ml.identity.explain import explain
 from ml.identity.matching import MatchSettings, resolve_entities
 
 
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     for a, b in args.explain:
         try:
             print()
-            print(resolution.explain(a, b).text)
+            print(explain(resolution, a, b).text)
         except (KeyError, ValueError) as exc:
             print(f"error: --explain {a} {b}: {exc}", file=sys.stderr)
             return 2

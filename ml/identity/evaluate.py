@@ -42,7 +42,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ml.identity.metrics import cluster_metrics, pairwise_metrics
-from orchestration.settings import REPO_ROOT, warehouse_path
+from ml.settings import REPO_ROOT, Settings
 
 TRUTH_KINDS = {"phone_e164": "phone"}
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truth", type=Path, default=REPO_ROOT / "data" / "ground_truth")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON")
     args = parser.parse_args(argv)
-    warehouse = args.warehouse or warehouse_path()
+    warehouse = args.warehouse or Settings.from_env().warehouse
     if not (args.truth / "identifiers.csv").exists():
         print(
             f"No ground truth in {args.truth}: it comes with generated sample data.",

@@ -29,8 +29,8 @@ import pandas as pd
 from ml.identity import config as identity_config
 from ml.identity import graph as identity_graph
 from ml.identity import stable_ids
+from ml.identity.explain import explain as explain_records
 from ml.identity.fellegi_sunter import MatchModel
-from ml.identity.matching import explain as explain_records
 from ml.identity.pipeline import (
     match_links,
     previous_mapping,

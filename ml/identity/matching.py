@@ -7,7 +7,7 @@ The general entry point for analysts and the pipeline alike::
     resolution.entities                            # record_id, entity_id
     resolution.links                               # accepted and near-miss pairs, with evidence
     print(resolution.model.summary())              # estimated m, u, weights
-    print(resolution.explain("C1", "C2").text)     # why (not) the same customer
+    print(explain(resolution, "C1", "C2").text)   # ml.identity.explain: why (not) one customer
 
 How it works (each step in its own module):
 
@@ -55,7 +55,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -87,9 +86,6 @@ from ml.identity.fellegi_sunter import (
     same_address_rows,
     weight_for,
 )
-
-if TYPE_CHECKING:
-    from ml.identity.explain import Explanation
 
 DEFAULT_VETOES: tuple[tuple[str, str], ...] = (("first_name", "else"), ("date_of_birth", "else"))
 
@@ -220,12 +216,6 @@ class Resolution:
     report: MatchReport
     settings: MatchSettings
     state: MatchState = field(repr=False)
-
-    def explain(self, record_id_a: object, record_id_b: object) -> Explanation:
-        """Why the two records are (not) the same customer; see `ml.identity.explain`."""
-        from ml.identity.explain import explain
-
-        return explain(self, record_id_a, record_id_b)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -771,12 +761,3 @@ def resolve_entities(
     }
     report.seconds["cluster"] = time.perf_counter() - clock
     return Resolution(entities, links, scored.model, report, settings, state)
-
-
-def explain(
-    source: Resolution | pd.DataFrame, record_id_a: object, record_id_b: object, **kwargs: object
-) -> Explanation:
-    """Why two records are (not) the same customer; see `ml.identity.explain.explain`."""
-    from ml.identity.explain import explain as _explain
-
-    return _explain(source, record_id_a, record_id_b, **kwargs)

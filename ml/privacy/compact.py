@@ -19,14 +19,12 @@ from pathlib import Path
 
 import duckdb
 
+from ml.sql import quote_ident, quote_literal
+
 
 def _size(path: Path) -> int:
     wal = path.with_name(path.name + ".wal")
     return sum(p.stat().st_size for p in (path, wal) if p.exists())
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _row_counts(connection: duckdb.DuckDBPyConnection, database: str) -> dict[str, int]:
@@ -36,22 +34,22 @@ def _row_counts(connection: duckdb.DuckDBPyConnection, database: str) -> dict[st
     ).fetchall()
     return {
         f"{schema}.{table}": connection.execute(
-            f"select count(*) from {_quoted(database)}.{_quoted(schema)}.{_quoted(table)}"
+            f"select count(*) from {quote_ident(database)}.{quote_ident(schema)}.{quote_ident(table)}"
         ).fetchall()[0][0]
         for schema, table in tables
     }
 
 
-def compact_warehouse(path: Path | str) -> tuple[int, int]:
+def compact_warehouse(path: Path | str, config: dict | None = None) -> tuple[int, int]:
     """Rewrite the DuckDB file at `path` without free blocks; (bytes before, bytes after).
 
-    Sizes count the file and its write-ahead log. Raises RuntimeError, leaving the original
+    `config` is DuckDB's configuration (`Settings.duckdb_config()`). Sizes count the file and its write-ahead log. Raises RuntimeError, leaving the original
     file untouched, when the copy does not hold the same tables and rows.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no DuckDB file to compact")
-    with duckdb.connect(str(path)) as connection:
+    with duckdb.connect(str(path), config=config or {}) as connection:
         connection.execute("checkpoint")  # fold the write-ahead log into the file first
     before = _size(path)
     temporary = path.with_name(f".{path.name}.compacting")
@@ -62,14 +60,14 @@ def compact_warehouse(path: Path | str) -> tuple[int, int]:
     if source == target:
         target = "compacted_copy"
     try:
-        with duckdb.connect() as connection:
-            connection.execute(f"attach {_literal(path)} as {_quoted(source)} (read_only)")
-            connection.execute(f"attach {_literal(temporary)} as {_quoted(target)}")
-            connection.execute(f"copy from database {_quoted(source)} to {_quoted(target)}")
-            connection.execute(f"checkpoint {_quoted(target)}")
+        with duckdb.connect(config=config or {}) as connection:
+            connection.execute(f"attach {quote_literal(path)} as {quote_ident(source)} (read_only)")
+            connection.execute(f"attach {quote_literal(temporary)} as {quote_ident(target)}")
+            connection.execute(f"copy from database {quote_ident(source)} to {quote_ident(target)}")
+            connection.execute(f"checkpoint {quote_ident(target)}")
             expected, copied = _row_counts(connection, source), _row_counts(connection, target)
-            connection.execute(f"detach {_quoted(target)}")
-            connection.execute(f"detach {_quoted(source)}")
+            connection.execute(f"detach {quote_ident(target)}")
+            connection.execute(f"detach {quote_ident(source)}")
         if copied != expected:
             missing = sorted(set(expected) - set(copied))
             differ = sorted(t for t in expected if t in copied and copied[t] != expected[t])
@@ -83,7 +81,3 @@ def compact_warehouse(path: Path | str) -> tuple[int, int]:
             leftover.unlink(missing_ok=True)
     path.with_name(path.name + ".wal").unlink(missing_ok=True)
     return before, _size(path)
-
-
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"

@@ -56,21 +56,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ml import audit, secrets
 from ml.activation import hashing
-from ml.privacy import audit, secrets
-from ml.privacy.compact import compact_warehouse
-from ml.privacy.retention import utc_timestamp_sql
-from ml.warehouse import table_exists
-from orchestration.landing import contracts as contracts_module
-from orchestration.landing.contracts import Contracts
-from orchestration.landing.loader import (
+from ml.landing import contracts as contracts_module
+from ml.landing.contracts import Contracts
+from ml.landing.loader import (
     IDENTIFIER_TOKEN_PATTERN,
     duplicate_key_sql,
     ensure_ledger,
-    ident,
     identifier_tokens,
-    literal,
 )
+from ml.privacy.compact import compact_warehouse
+from ml.privacy.retention import utc_timestamp_sql
+from ml.sql import quote_ident, quote_literal
+from ml.warehouse import table_exists
 
 __all__ = [
     "ErasureOutcome",
@@ -233,7 +232,7 @@ def _now() -> datetime:
 def _pending(connection: duckdb.DuckDBPyConnection, contracts: Contracts) -> pd.DataFrame:
     """Pending requests into the temp table erasure_pending; returned as a frame."""
     feed = contracts["erasure"]
-    table = f"{ident(feed.name)}.{ident(feed.table)}"
+    table = f"{quote_ident(feed.name)}.{quote_ident(feed.table)}"
     if not table_exists(connection, feed.name, feed.table):
         connection.execute(
             "create or replace temp table erasure_pending "
@@ -356,7 +355,7 @@ class _Table:
 
     @property
     def sql(self) -> str:
-        return f"{ident(self.schema)}.{ident(self.name)}"
+        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
 
 
 def _tables(connection: duckdb.DuckDBPyConnection) -> list[_Table]:
@@ -397,11 +396,11 @@ def _find_text_columns(connection: duckdb.DuckDBPyConnection, table: _Table) -> 
     if not candidates:
         return
     flags = ", ".join(
-        f"coalesce(bool_or(regexp_matches(trim({ident(c)}), {literal(_TEXT_HINT)}) "
-        f"and not regexp_full_match(trim({ident(c)}), {literal(_NOT_TEXT)})), false)"
+        f"coalesce(bool_or(regexp_matches(trim({quote_ident(c)}), {quote_literal(_TEXT_HINT)}) "
+        f"and not regexp_full_match(trim({quote_ident(c)}), {quote_literal(_NOT_TEXT)})), false)"
         for c in candidates
     )
-    columns = ", ".join(ident(c) for c in candidates)
+    columns = ", ".join(quote_ident(c) for c in candidates)
     found = connection.execute(
         f"select {flags} from (select {columns} from {table.sql} "
         f"using sample {TEXT_SAMPLE_ROWS} rows)"
@@ -413,16 +412,16 @@ def _hits_sql(table: _Table, odd_values: bool, keys_feed: bool) -> str:
     """SQL for (row_id, request_id) of every row of the table that names an erased person."""
     parts = [
         f"select source.rowid as row_id, erased.request_id from {table.sql} as source "
-        f"inner join erasure_sweep as erased on lower(trim(source.{ident(c)})) = erased.value"
+        f"inner join erasure_sweep as erased on lower(trim(source.{quote_ident(c)})) = erased.value"
         for c in table.equal
     ]
     for c in table.text:
-        text = f"lower(cast(source.{ident(c)} as varchar))"
+        text = f"lower(cast(source.{quote_ident(c)} as varchar))"
         parts.append(
             f"select words.row_id, erased.request_id from ("
             f"select source.rowid as row_id, "
-            f"unnest(regexp_extract_all({text}, {literal(IDENTIFIER_TOKEN_PATTERN)})) as word "
-            f"from {table.sql} as source where source.{ident(c)} is not null) as words "
+            f"unnest(regexp_extract_all({text}, {quote_literal(IDENTIFIER_TOKEN_PATTERN)})) as word "
+            f"from {table.sql} as source where source.{quote_ident(c)} is not null) as words "
             f"inner join erasure_sweep as erased on rtrim(words.word, '.') = erased.value"
         )
         if odd_values:  # identifiers the word pattern cannot cut out whole (rare characters)
@@ -488,12 +487,14 @@ def _sweep(
         feed = feeds.get((table.schema, table.name))
         if feed is not None:
             connection.execute(
-                f"insert into erasure_keys select {literal(feed.name)}, "
+                f"insert into erasure_keys select {quote_literal(feed.name)}, "
                 f"regexp_replace({duplicate_key_sql(feed, 'source')}, '\\s', '', 'g'), "
                 f"hits.request_id from {table.sql} as source "
                 "inner join erasure_hits as hits on source.rowid = hits.row_id"
             )
-            _record_removals(connection, table, "_source_file", f"{literal(feed.name)}", removed_at)
+            _record_removals(
+                connection, table, "_source_file", f"{quote_literal(feed.name)}", removed_at
+            )
         elif table.qualified == "landing.quarantine":
             _record_removals(connection, table, "file", "source.feed", removed_at, quarantine=True)
         elif is_duplicates:
@@ -520,8 +521,8 @@ def _record_removals(
     connection.execute(
         f"""
         insert into landing.removals
-        select {feed_sql}, source.{ident(file_column)}, {place}, 'erased', count(*),
-            {literal(removed_at)}::timestamp, hits.request_id
+        select {feed_sql}, source.{quote_ident(file_column)}, {place}, 'erased', count(*),
+            {quote_literal(removed_at)}::timestamp, hits.request_id
         from {table.sql} as source
         inner join erasure_hits as hits on source.rowid = hits.row_id
         group by all
@@ -882,12 +883,12 @@ def _amend_manifest(
 
 
 def _tombstone(connection: duckdb.DuckDBPyConnection, salt: str, at: datetime) -> int:
-    kinds = ", ".join(literal(k) for k in TOMBSTONE_KINDS)
+    kinds = ", ".join(quote_literal(k) for k in TOMBSTONE_KINDS)
     before = connection.execute("select count(*) from privacy.tombstones").fetchall()[0][0]
     connection.execute(
         f"""
         insert into privacy.tombstones
-        select identifier_hash, min(request_id), {literal(at)}::timestamp
+        select identifier_hash, min(request_id), {quote_literal(at)}::timestamp
         from (
             select {secrets.salted_hash_sql("value", salt)} as identifier_hash, request_id
             from erasure_values
@@ -904,13 +905,13 @@ def process_erasure_requests(
     connection: duckdb.DuckDBPyConnection,
     *,
     exports_root: Path | str,
-    salt: str | None = None,
+    salt: str,
     run_id: str,
     contracts: Contracts | None = None,
 ) -> ErasureOutcome:
     """Erase every person with a pending request, everywhere (see the module docstring)."""
     contracts = contracts or contracts_module.load()
-    salt = salt or secrets.salt()
+    salt = secrets.validated(salt)
     exports_root = Path(exports_root)
     ensure_tables(connection)
     outcome = ErasureOutcome(run_id=run_id)
@@ -1036,7 +1037,7 @@ def _log(
 
 def traces_left(
     connection: duckdb.DuckDBPyConnection,
-    salt: str | None = None,
+    salt: str,
     contracts: Contracts | None = None,
 ) -> pd.DataFrame:
     """Rows that still carry a tombstoned identifier: table, column, rows (empty when none).
@@ -1047,7 +1048,7 @@ def traces_left(
     columns = ["table", "column", "rows"]
     if not table_exists(connection, "privacy", "tombstones"):
         return pd.DataFrame(columns=columns)
-    salt = salt or secrets.salt()
+    salt = secrets.validated(salt)
     contracts = contracts or contracts_module.load()
     tombstoned = "(select identifier_hash from privacy.tombstones)"
     checks: list[tuple[str, str, str]] = []
@@ -1060,8 +1061,8 @@ def traces_left(
                     (
                         feed.qualified_table,
                         name,
-                        f"select count(*) from {ident(feed.name)}.{ident(feed.table)} "
-                        f"where {secrets.salted_hash_sql(ident(name), salt)} in {tombstoned}",
+                        f"select count(*) from {quote_ident(feed.name)}.{quote_ident(feed.table)} "
+                        f"where {secrets.salted_hash_sql(quote_ident(name), salt)} in {tombstoned}",
                     )
                 )
     if table_exists(connection, "identity", "identifiers"):
@@ -1074,7 +1075,7 @@ def traces_left(
             )
         )
     if table_exists(connection, "landing", "quarantine"):
-        words = f"regexp_extract_all(lower(raw_text), {literal(IDENTIFIER_TOKEN_PATTERN)})"
+        words = f"regexp_extract_all(lower(raw_text), {quote_literal(IDENTIFIER_TOKEN_PATTERN)})"
         hashed = secrets.salted_hash_sql("rtrim(word, '.')", salt)
         checks.append(
             (

@@ -1,6 +1,6 @@
 """Retention per feed: landed rows older than the feed's retention period are purged every run.
 
-`orchestration/landing/feeds.yml` gives a feed `retention: {days: N, column: <timestamp column>}`
+`ml/landing/feeds.yml` gives a feed `retention: {days: N, column: <timestamp column>}`
 (clickstream: 395 days after `occurred_at`, orders: 2557 days after `ordered_at`; no retention
 means kept without a time limit: CRM profiles, proof of consent, erasure requests, products).
 `purge_expired` deletes a landed row when its timestamp, read the way staging reads it (an
@@ -23,11 +23,12 @@ from typing import Any
 
 import duckdb
 
+from ml import audit
 from ml.as_of import cutoff as as_of_cutoff
-from ml.privacy import audit
+from ml.landing.contracts import Contracts, Feed
+from ml.landing.loader import ensure_ledger
+from ml.sql import quote_ident, quote_literal
 from ml.warehouse import table_exists
-from orchestration.landing.contracts import Contracts, Feed
-from orchestration.landing.loader import ensure_ledger, ident, literal
 
 RETENTION_LOG_DDL = """
 create schema if not exists privacy;
@@ -58,9 +59,11 @@ def utc_timestamp_sql(column: str, timezone: str) -> str:
     if timezone.upper() == "UTC":
         local = f"try_cast({value} as timestamp)"
     else:
-        local = f"timezone('UTC', timezone({literal(timezone)}, try_cast({value} as timestamp)))"
+        local = (
+            f"timezone('UTC', timezone({quote_literal(timezone)}, try_cast({value} as timestamp)))"
+        )
     return (
-        f"(case when regexp_matches({value}, {literal(_OFFSET)}) then {with_offset} "
+        f"(case when regexp_matches({value}, {quote_literal(_OFFSET)}) then {with_offset} "
         f"else {local} end)"
     )
 
@@ -92,20 +95,20 @@ def _purge_feed(
 ) -> dict[str, int]:
     """Delete one feed's expired rows; record them in landing.removals; return the counts."""
     assert feed.retention is not None
-    target = f"{ident(feed.name)}.{ident(feed.table)}"
-    stamp = utc_timestamp_sql(ident(feed.retention.column), feed.timezone)
+    target = f"{quote_ident(feed.name)}.{quote_ident(feed.table)}"
+    stamp = utc_timestamp_sql(quote_ident(feed.retention.column), feed.timezone)
     places = {
-        "table": (target, "_source_file", f"{stamp} < {literal(limit)}::timestamp", None),
+        "table": (target, "_source_file", f"{stamp} < {quote_literal(limit)}::timestamp", None),
         "quarantine": (
             "landing.quarantine",
             "file",
-            f"feed = {literal(feed.name)} and quarantined_at < {literal(limit)}::timestamp",
+            f"feed = {quote_literal(feed.name)} and quarantined_at < {quote_literal(limit)}::timestamp",
             "row_number",
         ),
         "duplicates": (
             "landing.duplicates",
             "file",
-            f"feed = {literal(feed.name)} and dropped_at < {literal(limit)}::timestamp",
+            f"feed = {quote_literal(feed.name)} and dropped_at < {quote_literal(limit)}::timestamp",
             None,
         ),
     }

@@ -30,7 +30,7 @@ from ml.segments.catalogue import (
 from ml.segments.compiler import Tables, compile_segment
 from ml.segments.membership import DEFINITIONS, SIZES, segment_size
 from ml.segments.rules import Segment, SegmentValidationError, load_segments
-from orchestration.settings import warehouse_path
+from ml.settings import Settings
 
 
 def _open(warehouse: Path) -> duckdb.DuckDBPyConnection:
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.add_argument("name")
     show.add_argument("--as-of", default=None, help="date or UTC timestamp; default now")
     args = parser.parse_args(argv)
-    warehouse = args.warehouse or warehouse_path()
+    warehouse = args.warehouse or Settings.from_env().warehouse
     segments_dir = args.segments_dir or SEGMENTS_DIR
     catalogue_path = args.catalogue or DEFAULT_CATALOGUE
     try:

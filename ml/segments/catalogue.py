@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from orchestration.settings import REPO_ROOT
+from ml.settings import REPO_ROOT
 
 DEFAULT_CATALOGUE = (
     REPO_ROOT / "dbt_project" / "models" / "marts" / "audiences" / "_audiences__models.yml"

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import yaml
 
 from ml.as_of import naive_utc
+from ml.landing import contracts
 from ml.segments.catalogue import (
     BOOLEAN,
     DATE,
@@ -35,7 +36,6 @@ from ml.segments.catalogue import (
     Catalogue,
     Field,
 )
-from orchestration.landing import contracts
 
 SEGMENT_KEYS = ("name", "description", "owner", "type", "consent_purpose", "rules")
 SEGMENT_TYPES = ("dynamic", "static")

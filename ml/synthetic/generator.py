@@ -3,7 +3,7 @@
     python -m ml.synthetic --customers 5000 --seed 42 --out data/landing --truth data/ground_truth
 
 Landing files (one sub-folder per feed, names sort chronologically) follow the contracts in
-orchestration/landing/feeds.yml; every row not made malformed on purpose passes every rule.
+ml/landing/feeds.yml; every row not made malformed on purpose passes every rule.
 The ground truth, written under --truth and never read by the pipeline:
 
 * expected_files.csv  feed, file, rows_read, rows_loaded, rows_quarantined, rows_duplicate,

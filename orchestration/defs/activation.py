@@ -13,13 +13,16 @@
 """
 
 import dagster as dg
+import pandas as pd
 from dagster_dbt import get_asset_key_for_model
 
-from orchestration.defs.audiences import SEGMENT_KEYS, image_markdown
-from orchestration.defs.landing import _markdown
-from orchestration.defs.resources import run_as_of
+from ml.settings import Settings
+from ml.workflow import StepError
+from ml.workflow.activation import decide_candidates, measure_lift, write_exports
+from orchestration.defs.audiences import SEGMENT_KEYS
+from orchestration.defs.metadata import image_markdown, table_metadata
+from orchestration.defs.resources import run_as_of, step_failure
 from orchestration.defs.transform import dbt_part, teal_dbt_customers
-from orchestration.settings import reports_path
 
 CANDIDATES_KEY = dg.AssetKey(["activation", "export_candidates"])
 RUNS_KEY = dg.AssetKey(["activation", "export_runs"])
@@ -32,24 +35,6 @@ teal_dbt_activation = dbt_part(
     "activation",
     "Build and test the campaign outcome models over the export members and orders.",
 )
-
-
-def _configured():
-    """The export configurations and their segments, validated (a clear failure otherwise)."""
-    from ml.activation.config import ExportConfigError, load_exports
-    from ml.segments import SegmentValidationError, load_catalogue, load_segments
-    from ml.segments.catalogue import SEGMENTS_DIR
-
-    try:
-        catalogue = load_catalogue()
-        segments = {s.name: s for s in load_segments(SEGMENTS_DIR, catalogue)}
-        exports = load_exports(segments=segments, catalogue=catalogue)
-    except (SegmentValidationError, ExportConfigError) as error:
-        messages = error.messages() if hasattr(error, "messages") else [str(error)]
-        raise dg.Failure(
-            description="export files are not valid:\n" + "\n".join(messages)
-        ) from error
-    return [(export, segments[export.segment]) for export in exports]
 
 
 @dg.multi_asset(
@@ -79,55 +64,25 @@ def _configured():
             "Blocking: when it fails, no export file is written.",
         )
     ],
-    required_resource_keys={"warehouse"},
 )
-def export_candidates(context: dg.AssetExecutionContext):
+def export_candidates(context: dg.AssetExecutionContext, settings: dg.ResourceParam[Settings]):
     """Decide who each configured export may contain, and prove it against live consent."""
-    from ml.activation.candidates import build_candidates, verify_candidates
-    from ml.activation.files import record_blocked
-    from ml.privacy.secrets import check_salt
-
-    configured = _configured()
-    as_of = run_as_of(context)
-    rows = []
-    offending = []
-    with context.resources.warehouse.get_connection() as connection:
-        salt = check_salt(connection)
-        for export, segment in configured:
-            counts = build_candidates(connection, export, segment, context.run_id, as_of, salt)
-            bad = verify_candidates(
-                connection,
-                context.run_id,
-                export.name,
-                segment.consent_purpose,
-                holdout_percent=export.holdout_percent,
-                salt=salt,
-            )
-            if not bad.empty:
-                offending.append(bad.assign(export_name=export.name))
-                record_blocked(connection, export, segment, context.run_id, as_of, bad)
-            rows.append(
-                {
-                    "export": export.name,
-                    "segment": segment.name,
-                    "members": counts["members"],
-                    "export rows": counts["export"],
-                    "holdout": counts["holdout"],
-                    "left out": counts["left_out_total"],
-                }
-            )
-    import pandas as pd
-
-    table = pd.DataFrame(rows)
-    context.log.info(f"export candidates: {rows}")
+    try:
+        step = decide_candidates(
+            settings, run_id=context.run_id, as_of=run_as_of(context, settings)
+        )
+    except StepError as error:
+        raise step_failure(error) from error
+    table = pd.DataFrame(step.counts)
+    bad_rows = step.without_consent
+    context.log.info(f"export candidates: {step.counts}")
     yield dg.MaterializeResult(
         asset_key=CANDIDATES_KEY,
         metadata={
-            "exports": len(rows),
-            "outcomes": dg.MetadataValue.md(_markdown(table)) if not table.empty else "none",
+            "exports": len(table),
+            "outcomes": table_metadata(table),
         },
     )
-    bad_rows = pd.concat(offending) if offending else pd.DataFrame()
     yield dg.AssetCheckResult(
         asset_key=CANDIDATES_KEY,
         check_name=CHECK_CONSENT,
@@ -136,9 +91,7 @@ def export_candidates(context: dg.AssetExecutionContext):
         metadata={
             "rows_without_consent": len(bad_rows),
             # customer ids only (internal surrogate ids, no personal data)
-            "examples": dg.MetadataValue.md(_markdown(bad_rows.head(20)))
-            if not bad_rows.empty
-            else "none",
+            "examples": table_metadata(bad_rows.head(20)),
         },
     )
 
@@ -171,23 +124,14 @@ def export_candidates(context: dg.AssetExecutionContext):
             "its manifest states, and no held-out customer is in any file.",
         )
     ],
-    required_resource_keys={"warehouse"},
 )
-def export_audiences(context: dg.AssetExecutionContext):
+def export_audiences(context: dg.AssetExecutionContext, settings: dg.ResourceParam[Settings]):
     """Write each export's files, manifest and `latest` pointer; record members and audit."""
-    import pandas as pd
-
-    from ml.activation.files import export_root, verify_export_folder, write_export
-
-    configured = _configured()
-    as_of = run_as_of(context)
-    results = []
-    problems: list[str] = []
-    with context.resources.warehouse.get_connection() as connection:
-        for export, segment in configured:
-            result = write_export(connection, export, segment, context.run_id, as_of, export_root())
-            results.append(result)
-            problems += verify_export_folder(connection, result.directory, context.run_id)
+    try:
+        step = write_exports(settings, run_id=context.run_id, as_of=run_as_of(context, settings))
+    except StepError as error:
+        raise step_failure(error) from error
+    results, problems = step.results, step.problems
     table = pd.DataFrame(
         [
             {
@@ -204,8 +148,8 @@ def export_audiences(context: dg.AssetExecutionContext):
     yield dg.MaterializeResult(
         asset_key=RUNS_KEY,
         metadata={
-            "root": str(export_root()),
-            "exports": dg.MetadataValue.md(_markdown(table)) if not table.empty else "none",
+            "root": str(settings.exports),
+            "exports": table_metadata(table),
             "left_out": dg.MetadataValue.json({r.export_name: r.left_out for r in results}),
             "match_readiness": dg.MetadataValue.json({r.export_name: r.readiness for r in results}),
         },
@@ -227,28 +171,20 @@ def export_audiences(context: dg.AssetExecutionContext):
     group_name="activation",
     kinds={"python", "scipy", "duckdb"},
     deps=[get_asset_key_for_model([teal_dbt_activation], "fct_campaign_outcomes")],
-    required_resource_keys={"warehouse"},
     description="activation.campaign_lift: conversion and revenue lift of treatment over "
     "holdout per export run, with 95% confidence intervals and p-values; report in "
     "data/reports/campaign_lift.md.",
 )
-def campaign_lift(context: dg.AssetExecutionContext):
+def campaign_lift(context: dg.AssetExecutionContext, settings: dg.ResourceParam[Settings]):
     """Treatment versus holdout for every export run: lift, confidence intervals, p-values."""
-    from ml.activation.measurement import measure_campaigns, write_chart, write_report
-    from ml.as_of import cutoff
-
-    with context.resources.warehouse.get_connection() as connection:
-        frame = measure_campaigns(connection, cutoff(run_as_of(context)))
-    report = write_report(frame, reports_path() / "campaign_lift.md")
+    step = measure_lift(settings, as_of=run_as_of(context, settings))
     metadata = {
-        "rows": len(frame),
-        "report": dg.MetadataValue.md(report.read_text(encoding="utf-8")),
-        "report_path": str(report),
+        "rows": len(step.frame),
+        "report": dg.MetadataValue.md(step.report.read_text(encoding="utf-8")),
+        "report_path": str(step.report),
     }
-    if not frame.empty:
-        chart = write_chart(frame, reports_path() / "charts" / "campaign_lift.png")
-        if chart is not None:
-            metadata["chart"] = image_markdown(chart, "Campaign lift")
+    if step.chart is not None:
+        metadata["chart"] = image_markdown(step.chart, "Campaign lift")
     return dg.MaterializeResult(metadata=metadata)
 
 

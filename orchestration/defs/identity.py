@@ -6,15 +6,14 @@ in the graph.
 """
 
 import dagster as dg
-import pandas as pd
 from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
-from orchestration.defs.landing import _markdown
+from ml.identity.matching import MatchSettings
+from ml.settings import Settings
+from ml.workflow.identity import resolve_identities as resolve
+from orchestration.defs.metadata import table_metadata
 from orchestration.defs.transform import teal_dbt_feeds
-from orchestration.settings import quiet_telemetry
-
-quiet_telemetry()
 
 IDENTITY_TABLES = {
     "records": "Every source record with the customer it belongs to (null when nobody).",
@@ -31,7 +30,7 @@ class IdentitySettings(dg.Config):
     """Settings of one identity run (the merge protection itself is in ml/identity/identity.yml)."""
 
     match_threshold: float = Field(
-        default=0.99,
+        default=MatchSettings().threshold,
         description="Match probability at or above which two CRM records that share no identifier are one person.",
     )
 
@@ -63,29 +62,15 @@ class IdentitySettings(dg.Config):
             description="Every customer id in use has a `created` or `split` event in the history.",
         ),
     ],
-    required_resource_keys={"warehouse"},
 )
-def resolve_identities(context: dg.AssetExecutionContext, config: IdentitySettings):
+def resolve_identities(
+    context: dg.AssetExecutionContext,
+    config: IdentitySettings,
+    settings: dg.ResourceParam[Settings],
+):
     """Link every identifier into customers and keep their ids stable across runs."""
-    from ml.identity import config as identity_config
-    from ml.identity import matching
-    from ml.identity.pipeline import resolve_warehouse
-
-    settings = matching.MatchSettings(threshold=config.match_threshold)
-    with context.resources.warehouse.get_connection() as connection:
-        outcome = resolve_warehouse(connection, run_id=context.run_id, match_settings=settings)
-        limits = identity_config.load_config().limits
-        over = _over_limits(connection, limits)
-        orphans = connection.execute(
-            """
-            select count(*) from identity.customers as customers
-            where not exists (
-                select 1 from identity.history as history
-                where history.customer_id = customers.customer_id
-                and history.event_type in ('created', 'split')
-            )
-            """
-        ).fetchone()[0]
+    step = resolve(settings, run_id=context.run_id, threshold=config.match_threshold)
+    outcome = step.outcome
     context.log.info(f"identity: {outcome.as_dict()}")
     metadata = {
         "customers": outcome.customers,
@@ -101,34 +86,15 @@ def resolve_identities(context: dg.AssetExecutionContext, config: IdentitySettin
     yield dg.AssetCheckResult(
         asset_key=IDENTITY_KEYS["identifiers"],
         check_name=CHECK_LIMITS,
-        passed=over.empty,
-        metadata={"over_limit": dg.MetadataValue.md(_markdown(over.head(20)))},
+        passed=step.over_limits.empty,
+        metadata={"over_limit": table_metadata(step.over_limits.head(20))},
     )
     yield dg.AssetCheckResult(
         asset_key=IDENTITY_KEYS["history"],
         check_name=CHECK_HISTORY,
-        passed=orphans == 0,
-        metadata={"customers_without_creation": orphans},
+        passed=step.customers_without_creation == 0,
+        metadata={"customers_without_creation": step.customers_without_creation},
     )
-
-
-def _over_limits(connection, limits: dict[str, int]) -> pd.DataFrame:
-    """Customers holding more distinct identifiers of a type than the limit."""
-    if not limits:
-        return pd.DataFrame(columns=["customer_id", "id_type", "identifiers", "limit"])
-    values = ", ".join(f"('{t}', {int(n)})" for t, n in limits.items())
-    return connection.execute(
-        f"""
-        with limits (id_type, max_count) as (values {values})
-        select identifiers.customer_id, identifiers.id_type, count(*) as identifiers, limits.max_count as limit
-        from identity.identifiers as identifiers
-        inner join limits on identifiers.id_type = limits.id_type
-        where identifiers.customer_id is not null
-        group by all
-        having count(*) > limits.max_count
-        order by all
-        """
-    ).df()
 
 
 defs = dg.Definitions(assets=[resolve_identities])

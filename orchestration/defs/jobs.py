@@ -2,11 +2,12 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import dagster as dg
 
-from orchestration.landing import contracts
-from orchestration.settings import landing_path
+from ml.landing import contracts
+from ml.settings import Settings
 
 refresh_all = dg.define_asset_job(
     name="refresh_all",
@@ -25,9 +26,8 @@ daily_refresh = dg.ScheduleDefinition(
 )
 
 
-def landing_fingerprint() -> dict[str, list[int]]:
-    """Every file under the feeds' folders, with its size and modification time."""
-    root = landing_path()
+def landing_fingerprint(root: Path) -> dict[str, list[int]]:
+    """Every file under the feeds' folders in `root`, with its size and modification time."""
     listing: dict[str, list[int]] = {}
     for feed in contracts.load():
         folder = root / feed.name
@@ -47,13 +47,13 @@ def landing_fingerprint() -> dict[str, list[int]]:
     description="Starts refresh_all when files appear in (or change under) data/landing/.",
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def new_landing_files(context: dg.SensorEvaluationContext):
+def new_landing_files(context: dg.SensorEvaluationContext, settings: dg.ResourceParam[Settings]):
     """Request a run when the landing folder holds files the last evaluation had not seen."""
     previous: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
-    current = landing_fingerprint()
+    current = landing_fingerprint(settings.landing)
     new = sorted(path for path, stamp in current.items() if previous.get(path) != stamp)
     if not new:
-        return dg.SkipReason(f"no new files among {len(current)} in {landing_path()}")
+        return dg.SkipReason(f"no new files among {len(current)} in {settings.landing}")
     run_key = hashlib.sha256(
         json.dumps({p: current[p] for p in new}, sort_keys=True).encode()
     ).hexdigest()[:16]

@@ -1,8 +1,6 @@
 """dbt models as Dagster assets: sources meet the landing assets by key, tests become checks."""
 
 import json
-import os
-import subprocess
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,24 +12,14 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from ml.as_of import dbt_value
+from ml.settings import DBT_SELECTIONS, Settings
 from orchestration.defs.resources import dbt_project, run_as_of
-from orchestration.settings import DBT_EXECUTABLE, DBT_SELECTIONS, reports_path
 
-
-def ensure_manifest(*, refresh: bool = False) -> None:
-    """Parse the dbt project when no manifest exists yet (fresh clone, first test run), or always
-    when `refresh` (under `dagster dev`, so edited models show without a separate `dbt parse`).
-
-    This stands in for DbtProject.prepare_if_dev(), which calls a `dbt` found on PATH: ours is
-    the one installed beside this Python, whether or not the virtual environment is activated.
-    """
-    if dbt_project.manifest_path.exists() and not refresh:
-        return
-    subprocess.run(
-        [DBT_EXECUTABLE, "parse", "--quiet", "--profiles-dir", str(dbt_project.profiles_dir)],
-        cwd=dbt_project.project_dir,
-        check=True,
+if not dbt_project.manifest_path.exists():
+    # no subprocess at import: the manifest is made by `make` (run, dev, test) or `dbt parse`
+    raise FileNotFoundError(
+        f"{dbt_project.manifest_path} is missing: run `make run` (or `cd dbt_project && "
+        "../.venv/bin/dbt parse`) once, so the code location can read the dbt project"
     )
 
 
@@ -47,23 +35,21 @@ class TealTranslator(DagsterDbtTranslator):
         return fqn[1] if len(fqn) > 2 else "dbt"
 
 
-ensure_manifest(refresh=bool(os.environ.get("DAGSTER_IS_DEV_CLI")))
-
-
 # dbt tests on sources (accepted values of the landed text, ...) become checks of the landing
 # asset they test, next to its reconciliation and Great Expectations checks.
 TRANSLATOR = TealTranslator(DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
 
 
-def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, report: str):
-    """`dbt build` of the selected nodes as of the run's as_of; writes data/reports/<report>.json;
+def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: Settings, report: str):
+    """`dbt build` of the selected nodes as of the run's as_of, on the settings' warehouse with
+    its DuckDB limits (profiles.yml reads them from the vars); writes <reports>/<report>.json;
     fails on any error."""
-    variables = json.dumps({"as_of": dbt_value(run_as_of(context))})
+    variables = json.dumps(settings.dbt_vars(run_as_of(context, settings)))
     invocation = dbt.cli(["build", "--vars", variables], context=context, raise_on_error=False)
     yield from invocation.stream()
     results = invocation.get_artifact("run_results.json")
     summary = summarise_run_results(results)
-    path = reports_path() / f"{report}.json"
+    path = settings.reports / f"{report}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     context.log.info(f"dbt build ({report}): {summary['counts']}")
@@ -77,15 +63,17 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, report: str):
 
 def dbt_part(part: str, description: str, after: dg.AssetKey | None = None) -> dg.AssetsDefinition:
     """The dbt models of one part of DBT_SELECTIONS as one multi-asset `teal_dbt_<part>` whose
-    step runs `dbt build` of that selection (see settings.py for why the project is split).
+    step runs `dbt build` of that selection (see ml/settings.py for why the project is split).
 
     `after`: a Python asset every model of the part waits for (not only those that read it),
     so Dagster runs the part as one step after it rather than splitting it around it.
     """
     selection = DBT_SELECTIONS[part]
 
-    def part_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        yield from build(context, dbt, f"dbt_build_{part}")
+    def part_assets(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: dg.ResourceParam[Settings]
+    ):
+        yield from build(context, dbt, settings, f"dbt_build_{part}")
 
     part_assets.__doc__ = description  # the step's description in the UI
     assets = dbt_assets(

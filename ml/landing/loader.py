@@ -2,7 +2,7 @@
 
 Plain Python over a DuckDB connection (no Dagster), so it can be tested and run alone:
 
-    python -m orchestration.landing.loader [--landing data/landing] [--feed crm ...]
+    python -m ml.landing.loader [--landing data/landing] [--feed crm ...]
 
 For each feed, every file in data/landing/<feed>/ that the ledger (`landing.files`) has not
 seen is read, its rows checked against the contract in one set-based query, and each row
@@ -35,6 +35,7 @@ import duckdb
 import pandas as pd
 from tqdm import tqdm
 
+from ml import secrets
 from ml.normalise import (
     REFERENCE_KINDS,
     classify_reference,
@@ -42,7 +43,7 @@ from ml.normalise import (
     normalise_phone,
     normalise_unique,
 )
-from ml.privacy import secrets
+from ml.sql import quote_ident, quote_literal
 
 from . import contracts as contracts_module
 from .contracts import Column, Contracts, Feed
@@ -183,17 +184,9 @@ class FeedReport:
 # --------------------------------------------------------------------------- SQL building
 
 
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(value: object) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def _value(column: Column) -> str:
     """The column's value for checks: trimmed, empty text counts as missing."""
-    return f"nullif(trim(cast({ident(column.name)} as varchar)), '')"
+    return f"nullif(trim(cast({quote_ident(column.name)} as varchar)), '')"
 
 
 def _shown(expression: str, quoted: bool = True) -> str:
@@ -209,54 +202,54 @@ def rule_checks(column: Column) -> list[str]:
     shown = _shown(v)
     checks = []
     if column.required:
-        checks.append(f"case when {v} is null then {literal(name + ' is missing')} end")
+        checks.append(f"case when {v} is null then {quote_literal(name + ' is missing')} end")
     typed = None
     if column.type == "integer":
         typed = f"try_cast({v} as bigint)"
         checks.append(
-            f"case when {v} is not null and {typed} is null then {literal(name + ' ')} || {shown} || ' is not a whole number' end"
+            f"case when {v} is not null and {typed} is null then {quote_literal(name + ' ')} || {shown} || ' is not a whole number' end"
         )
     elif column.type == "decimal":
         typed = f"try_cast({v} as decimal(18, 4))"
         checks.append(
-            f"case when {v} is not null and {typed} is null then {literal(name + ' ')} || {shown} || ' is not a decimal number' end"
+            f"case when {v} is not null and {typed} is null then {quote_literal(name + ' ')} || {shown} || ' is not a decimal number' end"
         )
     elif column.type == "date":
         typed = f"(case when regexp_full_match({v}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') then try_strptime({v}, '%Y-%m-%d')::date end)"
         checks.append(
-            f"case when {v} is not null and {typed} is null then {literal(name + ' ')} || {shown} || ' is not a valid date (expected YYYY-MM-DD)' end"
+            f"case when {v} is not null and {typed} is null then {quote_literal(name + ' ')} || {shown} || ' is not a valid date (expected YYYY-MM-DD)' end"
         )
     elif column.type == "timestamp":
         pattern = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?"
-        typed = f"(case when regexp_full_match({v}, {literal(pattern)}) then try_cast({v} as timestamptz) end)"
+        typed = f"(case when regexp_full_match({v}, {quote_literal(pattern)}) then try_cast({v} as timestamptz) end)"
         checks.append(
-            f"case when {v} is not null and {typed} is null then {literal(name + ' ')} || {shown} "
+            f"case when {v} is not null and {typed} is null then {quote_literal(name + ' ')} || {shown} "
             "|| ' is not a valid timestamp (expected ISO 8601 such as 2026-11-01T10:22:03+00:00)' end"
         )
     elif column.type == "json":
         checks.append(
             f"case when {v} is not null and (not coalesce(json_valid({v}), false) or json_type({v}) <> 'OBJECT') "
-            f"then {literal(name + ' is not a JSON object')} end"
+            f"then {quote_literal(name + ' is not a JSON object')} end"
         )
     for bound, operator, words in ((column.min, "<", "is below"), (column.max, ">", "is above")):
         if bound is None or typed is None:
             continue
-        limit = f"date {literal(bound)}" if column.type == "date" else literal(bound)
+        limit = f"date {quote_literal(bound)}" if column.type == "date" else quote_literal(bound)
         cast = "date" if column.type == "date" else "double"
         checks.append(
             f"case when {typed} is not null and {typed}::{cast} {operator} cast({limit} as {cast}) "
-            f"then {literal(name + ' ')} || {_shown(v, quoted=False)} || {literal(f' {words} {bound}')} end"
+            f"then {quote_literal(name + ' ')} || {_shown(v, quoted=False)} || {quote_literal(f' {words} {bound}')} end"
         )
     if column.allowed:
-        values = ", ".join(literal(a) for a in column.allowed)
+        values = ", ".join(quote_literal(a) for a in column.allowed)
         checks.append(
-            f"case when {v} is not null and {v} not in ({values}) then {literal(name + ' ')} || {shown} "
-            f"|| {literal(' is not one of ' + ', '.join(column.allowed))} end"
+            f"case when {v} is not null and {v} not in ({values}) then {quote_literal(name + ' ')} || {shown} "
+            f"|| {quote_literal(' is not one of ' + ', '.join(column.allowed))} end"
         )
     if column.pattern:
         checks.append(
-            f"case when {v} is not null and not regexp_full_match({v}, {literal(column.pattern)}) "
-            f"then {literal(name + ' ')} || {shown} || {literal(' does not match ' + column.pattern)} end"
+            f"case when {v} is not null and not regexp_full_match({v}, {quote_literal(column.pattern)}) "
+            f"then {quote_literal(name + ' ')} || {shown} || {quote_literal(' does not match ' + column.pattern)} end"
         )
     return checks
 
@@ -270,12 +263,13 @@ def duplicate_key_sql(feed: Feed, alias: str | None = None) -> str:
     """SQL for a row's key as landing.duplicates writes it: `order_id=O1, line_number=1`."""
     prefix = f"{alias}." if alias else ""
     return " || ', ' || ".join(
-        f"{literal(k + '=')} || coalesce(cast({prefix}{ident(k)} as varchar), '')" for k in feed.key
+        f"{quote_literal(k + '=')} || coalesce(cast({prefix}{quote_ident(k)} as varchar), '')"
+        for k in feed.key
     )
 
 
 def target_ddl(feed: Feed) -> str:
-    columns = [f"{ident(name)} varchar" for name in feed.column_names + feed.derived_columns]
+    columns = [f"{quote_ident(name)} varchar" for name in feed.column_names + feed.derived_columns]
     columns += [
         "_source_file varchar not null",
         "_row_number bigint not null",
@@ -283,8 +277,8 @@ def target_ddl(feed: Feed) -> str:
         "_loaded_at timestamp not null",
     ]
     return (
-        f"create schema if not exists {ident(feed.name)};\n"
-        f"create table if not exists {ident(feed.name)}.{ident(feed.table)} (\n    "
+        f"create schema if not exists {quote_ident(feed.name)};\n"
+        f"create table if not exists {quote_ident(feed.name)}.{quote_ident(feed.table)} (\n    "
         + ",\n    ".join(columns)
         + "\n)"
     )
@@ -310,7 +304,7 @@ def ensure_tables(connection: duckdb.DuckDBPyConnection, contracts: Contracts) -
         for name in feed.column_names + feed.derived_columns:
             if name not in existing:
                 connection.execute(
-                    f"alter table {ident(feed.name)}.{ident(feed.table)} add column {ident(name)} varchar"
+                    f"alter table {quote_ident(feed.name)}.{quote_ident(feed.table)} add column {quote_ident(name)} varchar"
                 )
 
 
@@ -402,8 +396,8 @@ def has_tombstones(connection: duckdb.DuckDBPyConnection) -> bool:
 class Loader:
     """Lands files of the contracted feeds into one DuckDB database.
 
-    `salt` hashes erase_by values for the tombstone check; by default it comes from
-    $TEAL_SALT (ml/privacy/secrets.py), read only when the warehouse has tombstones.
+    `salt` (`Settings.salt`) hashes erase_by values for the tombstone check; it is needed only
+    when the warehouse has tombstones.
     """
 
     def __init__(
@@ -423,8 +417,7 @@ class Loader:
         """The tombstoned hashes, or None when there are none; reads the salt when needed."""
         if not has_tombstones(self.connection):
             return None
-        if self.salt is None:
-            self.salt = secrets.salt()
+        self.salt = secrets.validated(self.salt or "")
         return {
             h
             for (h,) in self.connection.execute(
@@ -559,7 +552,7 @@ class Loader:
         checks = []
         for column in feed.erase_by:
             for name in dict.fromkeys((column.erase_column, column.name)):
-                hashed = secrets.salted_hash_sql(ident(name), self.salt)
+                hashed = secrets.salted_hash_sql(quote_ident(name), self.salt)
                 checks.append(
                     f"coalesce({hashed} in (select identifier_hash from {TOMBSTONES}), false)"
                 )
@@ -587,11 +580,11 @@ class Loader:
             connection.unregister("landing_batch")
 
         key_columns = [*feed.key]
-        partition = ", ".join(f"trim(cast({ident(k)} as varchar))" for k in key_columns)
-        target = f"{ident(feed.name)}.{ident(feed.table)}"
+        partition = ", ".join(f"trim(cast({quote_ident(k)} as varchar))" for k in key_columns)
+        target = f"{quote_ident(feed.name)}.{quote_ident(feed.table)}"
         if feed.key_scope == "feed":
             join = " and ".join(
-                f"trim(landed.{ident(k)}) = trim(cast(ranked.{ident(k)} as varchar))"
+                f"trim(landed.{quote_ident(k)}) = trim(cast(ranked.{quote_ident(k)} as varchar))"
                 for k in key_columns
             )
             seen_before = f"exists (select 1 from {target} as landed where {join})"
@@ -610,19 +603,19 @@ class Loader:
             """
         )
         values = [
-            f"nullif(cast({ident(n)} as varchar), '')"
+            f"nullif(cast({quote_ident(n)} as varchar), '')"
             if n in feed.column_names
-            else f"cast({ident(n)} as varchar)"
+            else f"cast({quote_ident(n)} as varchar)"
             for n in feed.column_names + feed.derived_columns
         ]
         loaded_at = "now()::timestamp"
         connection.execute(
-            f"insert into {target} select {', '.join(values)}, {literal(relative)}, _row_number, "
-            f"{literal(load_id)}, {loaded_at} from landing_ranked where not _is_duplicate order by _row_number"
+            f"insert into {target} select {', '.join(values)}, {quote_literal(relative)}, _row_number, "
+            f"{quote_literal(load_id)}, {loaded_at} from landing_ranked where not _is_duplicate order by _row_number"
         )
         key_text = duplicate_key_sql(feed)
         connection.execute(
-            f"insert into landing.duplicates select {literal(load_id)}, {literal(feed.name)}, {literal(relative)}, "
+            f"insert into landing.duplicates select {quote_literal(load_id)}, {quote_literal(feed.name)}, {quote_literal(relative)}, "
             f"_row_number, {key_text}, {loaded_at} from landing_ranked where _is_duplicate"
         )
 
@@ -650,8 +643,8 @@ class Loader:
             connection.register("landing_erased", rows)
             try:
                 connection.execute(
-                    f"insert into landing.erased_rows select {literal(load_id)}, "
-                    f"{literal(feed.name)}, {literal(relative)}, row_number, {loaded_at} "
+                    f"insert into landing.erased_rows select {quote_literal(load_id)}, "
+                    f"{quote_literal(feed.name)}, {quote_literal(relative)}, row_number, {loaded_at} "
                     "from landing_erased order by row_number"
                 )
             finally:
@@ -664,8 +657,8 @@ class Loader:
             connection.register("landing_rejects", rows)
             try:
                 connection.execute(
-                    f"insert into landing.quarantine select {literal(load_id)}, {literal(feed.name)}, "
-                    f"{literal(relative)}, row_number, reason, raw_text, message, {loaded_at} "
+                    f"insert into landing.quarantine select {quote_literal(load_id)}, {quote_literal(feed.name)}, "
+                    f"{quote_literal(relative)}, row_number, reason, raw_text, message, {loaded_at} "
                     "from landing_rejects order by row_number"
                 )
             finally:
@@ -711,7 +704,7 @@ def landed_batch(
     Above `limit` rows a repeatable random sample of `limit` rows is returned, so validating
     a first load of millions of events stays within memory.
     """
-    target = f"{ident(feed.name)}.{ident(feed.table)}"
+    target = f"{quote_ident(feed.name)}.{quote_ident(feed.table)}"
     total = connection.execute(
         f"select count(*) from {target} where _load_id = ?", [load_id]
     ).fetchone()[0]
@@ -738,7 +731,7 @@ def reconciliation(connection: duckdb.DuckDBPyConnection, feed: Feed) -> pd.Data
     erasure or retention, in `landing.removals`).
     """
     ensure_ledger(connection)
-    target = f"{ident(feed.name)}.{ident(feed.table)}"
+    target = f"{quote_ident(feed.name)}.{quote_ident(feed.table)}"
     return connection.execute(
         f"""
         with landed as (select _source_file as file, count(*) as n from {target} group by all),
@@ -815,18 +808,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Land the files in data/landing/ into the warehouse."
     )
-    parser.add_argument(
-        "--landing", type=Path, default=contracts_module.REPO_ROOT / "data" / "landing"
-    )
+    parser.add_argument("--landing", type=Path, default=None, help="default: $TEAL_LANDING")
     parser.add_argument(
         "--warehouse", type=Path, default=None, help="DuckDB file (default: $TEAL_WAREHOUSE)"
     )
     parser.add_argument("--feed", action="append", help="land only this feed (repeatable)")
     args = parser.parse_args(argv)
-    from orchestration.settings import warehouse_path
+    from ml.settings import Settings
 
-    with duckdb.connect(str(args.warehouse or warehouse_path())) as connection:
-        loader = Loader(connection, args.landing)
+    settings = Settings.from_env()
+    if args.warehouse:
+        settings = settings.replace(warehouse=args.warehouse)
+    if args.landing:
+        settings = settings.replace(landing=args.landing)
+    with settings.connect() as connection:
+        loader = Loader(connection, settings.landing, salt=settings.salt)
         load_id = new_load_id()
         for name in args.feed or list(loader.contracts.feeds):
             report = loader.land_feed(name, load_id)

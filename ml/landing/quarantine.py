@@ -1,6 +1,6 @@
 """Show what landing refused, and why.
 
-python -m orchestration.quarantine [--feed orders] [--load-id ID] [--limit 50]
+python -m ml.landing.quarantine [--feed orders] [--load-id ID] [--limit 50]
 """
 
 from __future__ import annotations
@@ -8,9 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import duckdb
-
-from orchestration.settings import warehouse_path
+from ml.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-id")
     parser.add_argument("--limit", type=int, default=50)
     args = parser.parse_args(argv)
-    path = warehouse_path()
+    settings = Settings.from_env()
+    path = settings.warehouse
     if not path.exists():
         print(f"No warehouse at {path}: run `make run` first.", file=sys.stderr)
         return 1
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.load_id:
         where.append("load_id = ?")
         params.append(args.load_id)
-    with duckdb.connect(str(path), read_only=True) as connection:
+    with settings.connect(read_only=True) as connection:
         total = connection.execute(
             f"select count(*) from landing.quarantine where {' and '.join(where)}", params
         ).fetchone()[0]

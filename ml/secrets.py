@@ -1,6 +1,6 @@
 """The project's salt: from the environment, never from the repository.
 
-`TEAL_SALT` holds it. `make run`, `make dev` and `make test` read it from `.secrets/teal.env`
+`TEAL_SALT` holds it, read into `Settings.salt` (ml/settings.py) and passed to every function here. `make run`, `make dev` and `make test` read it from `.secrets/teal.env`
 (git-ignored), which the Makefile creates with a random value on first use. Everything that
 must not be reversible or guessable from an id hashes with it: erasure tombstones and holdout
 assignment. Keep it stable: a new salt makes old tombstones unrecognisable and reshuffles
@@ -11,12 +11,12 @@ built with, and `check_salt` refuses a different one.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 
 import duckdb
 
-SALT_ENV = "TEAL_SALT"
+from ml.settings import SALT_ENV
+
 SALT_FILE = ".secrets/teal.env"
 _SALT_PATTERN = re.compile(r"^[0-9a-f]{32,128}$")
 
@@ -25,9 +25,9 @@ class SaltError(RuntimeError):
     """The salt is missing, malformed, or not the one this warehouse was built with."""
 
 
-def salt() -> str:
-    """The salt from $TEAL_SALT: 32 to 128 lower-case hex digits."""
-    value = os.environ.get(SALT_ENV, "").strip()
+def validated(salt_value: str) -> str:
+    """The salt (`Settings.salt`, from $TEAL_SALT) if it is 32 to 128 lower-case hex digits."""
+    value = (salt_value or "").strip()
     if not value:
         raise SaltError(
             f"${SALT_ENV} is not set. `make run` creates {SALT_FILE} with a random salt and "
@@ -41,31 +41,31 @@ def salt() -> str:
     return value
 
 
-def salted_hash(value: str, salt_value: str | None = None) -> str:
+def salted_hash(value: str, salt_value: str) -> str:
     """sha256 hex of salt + ':' + the trimmed, lower-cased value (same as `salted_hash_sql`)."""
-    text = f"{salt_value or salt()}:{value.strip().lower()}"
+    text = f"{validated(salt_value)}:{value.strip().lower()}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def salted_hash_sql(expression: str, salt_value: str | None = None) -> str:
+def salted_hash_sql(expression: str, salt_value: str) -> str:
     """The DuckDB expression that computes `salted_hash` of a SQL expression.
 
-    The salt is hex (checked by `salt`), so it is safe to write as a literal.
+    The salt is hex (checked by `validated`), so it is safe to write as a literal.
     """
-    value = salt_value or salt()
-    if not _SALT_PATTERN.match(value):
-        raise SaltError("the salt must be hex digits")
+    value = validated(salt_value)
     return f"sha256('{value}:' || lower(trim(cast({expression} as varchar))))"
 
 
-def fingerprint(salt_value: str | None = None) -> str:
+def fingerprint(salt_value: str) -> str:
     """A short fingerprint that tells salts apart without revealing them."""
-    return hashlib.sha256(f"teal-salt-fingerprint:{salt_value or salt()}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"teal-salt-fingerprint:{validated(salt_value)}".encode()).hexdigest()[
+        :16
+    ]
 
 
-def check_salt(connection: duckdb.DuckDBPyConnection, salt_value: str | None = None) -> str:
+def check_salt(connection: duckdb.DuckDBPyConnection, salt_value: str) -> str:
     """Record the salt's fingerprint on first use; refuse a warehouse built with another salt."""
-    value = salt_value or salt()
+    value = validated(salt_value)
     mine = fingerprint(value)
     connection.execute("create schema if not exists privacy")
     connection.execute(

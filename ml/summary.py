@@ -1,17 +1,18 @@
 """Print what the last run did: rows per feed, quarantined files, dbt and GX results, where to look.
 
-python -m orchestration.summary
+python -m ml.summary
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import duckdb
 
+from ml.settings import REPO_ROOT, Settings
 from ml.warehouse import table_exists
-from orchestration.settings import REPO_ROOT, reports_path, warehouse_path
 
 DATA_DOCS = (
     REPO_ROOT / "expectations" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
@@ -41,8 +42,8 @@ def feed_table(connection: duckdb.DuckDBPyConnection) -> list[tuple]:
     ).fetchall()
 
 
-def render(connection: duckdb.DuckDBPyConnection) -> str:
-    lines = [f"Teal: warehouse {_relative(warehouse_path())}", ""]
+def render(connection: duckdb.DuckDBPyConnection, settings: Settings) -> str:
+    lines = [f"Teal: warehouse {_relative(settings.warehouse)}", ""]
     header = (
         f"{'feed':<12}{'files':>7}{'bad files':>10}{'rows read':>11}{'loaded':>10}"
         f"{'quarantined':>13}{'duplicate':>11}{'erased':>8}"
@@ -101,7 +102,7 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
         ]
     lines += audience_lines(connection)
     lines += privacy_lines(connection)
-    counts = dbt_counts()
+    counts = dbt_counts(settings.reports)
     if counts:
         models = counts.get("model", {})
         tests = counts.get("test", {})
@@ -117,10 +118,10 @@ def render(connection: duckdb.DuckDBPyConnection) -> str:
         "  make dev            the Dagster UI at http://localhost:3000: assets, checks, runs",
         "  make docs           dbt docs (dbt_project/target/index.html) and Great Expectations Data Docs",
         f"                      ({_relative(DATA_DOCS)})",
-        f"  the exports         {_relative(warehouse_path().parent / 'exports')}/<export>/latest/ "
+        f"  the exports         {_relative(settings.exports)}/<export>/latest/ "
         "(the files its consent purpose allows, and manifest.json)",
-        f"  campaign lift       {_relative(reports_path() / 'campaign_lift.md')}",
-        f"  the warehouse       {_relative(warehouse_path())} (schemas: landing, one per feed, staging, "
+        f"  campaign lift       {_relative(settings.reports / 'campaign_lift.md')}",
+        f"  the warehouse       {_relative(settings.warehouse)} (schemas: landing, one per feed, staging, "
         "intermediate, identity, marts, ml, segments, activation, privacy)",
     ]
     return "\n".join(lines)
@@ -193,10 +194,11 @@ def privacy_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
     return lines
 
 
-def dbt_counts() -> dict[str, dict[str, int]]:
-    """Node counts by kind and status over the reports of the last dbt builds (data/reports/dbt_build_*.json)."""
+def dbt_counts(reports: Path) -> dict[str, dict[str, int]]:
+    """Node counts by kind and status over the reports of the last dbt builds
+    (<reports>/dbt_build_*.json)."""
     counts: dict[str, dict[str, int]] = {}
-    for report in sorted(reports_path().glob("dbt_build_*.json")):
+    for report in sorted(reports.glob("dbt_build_*.json")):
         for kind, statuses in json.loads(report.read_text())["counts"].items():
             for status, n in statuses.items():
                 counts.setdefault(kind, {}).setdefault(status, 0)
@@ -204,13 +206,13 @@ def dbt_counts() -> dict[str, dict[str, int]]:
     return counts
 
 
-def main() -> int:
-    path = warehouse_path()
-    if not path.exists():
-        print(f"No warehouse at {path}: run `make run` first.", file=sys.stderr)
+def main(settings: Settings | None = None) -> int:
+    settings = settings or Settings.from_env()
+    if not settings.warehouse.exists():
+        print(f"No warehouse at {settings.warehouse}: run `make run` first.", file=sys.stderr)
         return 1
-    with duckdb.connect(str(path), read_only=True) as connection:
-        print(render(connection))
+    with settings.connect(read_only=True) as connection:
+        print(render(connection, settings))
     return 0
 
 

@@ -1,0 +1,192 @@
+"""Teal's settings: read once from the environment into one object, then passed down.
+
+    settings = Settings.from_env()            # the CLIs, the bench and the Dagster code location
+    settings = Settings.for_root(tmp_path)    # tests: everything under one folder
+
+Nothing else in Teal reads these environment variables, and nothing writes any:
+
+| variable | meaning | default |
+|---|---|---|
+| `TEAL_WAREHOUSE` | the DuckDB file (dbt's profiles.yml reads the same variable) | `data/warehouse.duckdb` |
+| `TEAL_LANDING` | the folder of feed files, one sub-folder per feed | `data/landing/` |
+| `TEAL_EXPORTS` | where audience exports are written | `exports/` beside the warehouse |
+| `TEAL_REPORTS` | run reports and charts | `reports/` beside the warehouse |
+| `TEAL_MODELS` | versioned models (clusters) | `models/` beside the warehouse |
+| `TEAL_SALT` | the salt of tombstones and holdouts (ml/secrets.py) | none: a run that needs it stops |
+| `TEAL_AS_OF` | the moment features and segments are computed as of (ml/as_of.py) | the run's start |
+| `TEAL_DUCKDB_MEMORY` | DuckDB's memory limit, for every connection Teal and dbt open | `4GB` |
+| `TEAL_DUCKDB_THREADS` | DuckDB's threads | the machine's cores |
+
+No Dagster import here: the code location wraps this object in a resource.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DEFAULT_WAREHOUSE = REPO_ROOT / "data" / "warehouse.duckdb"
+DEFAULT_LANDING = REPO_ROOT / "data" / "landing"
+# dbt from the same environment as this Python, whether or not that environment is on PATH.
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+
+WAREHOUSE_ENV = "TEAL_WAREHOUSE"
+LANDING_ENV = "TEAL_LANDING"
+EXPORTS_ENV = "TEAL_EXPORTS"
+REPORTS_ENV = "TEAL_REPORTS"
+MODELS_ENV = "TEAL_MODELS"
+SALT_ENV = "TEAL_SALT"
+AS_OF_ENV = "TEAL_AS_OF"
+MEMORY_ENV = "TEAL_DUCKDB_MEMORY"
+THREADS_ENV = "TEAL_DUCKDB_THREADS"
+
+DEFAULT_MEMORY_LIMIT = "4GB"
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+class SettingsError(ValueError):
+    """A setting has a value Teal cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where Teal reads and writes, and how DuckDB may use the machine."""
+
+    warehouse: Path = DEFAULT_WAREHOUSE
+    landing: Path = DEFAULT_LANDING
+    exports: Path | None = None
+    reports: Path | None = None
+    models: Path | None = None
+    salt: str = ""
+    as_of: str = ""
+    duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
+    duckdb_threads: int = 0
+
+    def __post_init__(self) -> None:
+        # derived folders default to siblings of the warehouse; paths are made absolute once
+        data = Path(self.warehouse).resolve().parent
+        fixed = {
+            "warehouse": Path(self.warehouse).resolve(),
+            "landing": Path(self.landing).resolve(),
+            "exports": Path(self.exports or data / "exports").resolve(),
+            "reports": Path(self.reports or data / "reports").resolve(),
+            "models": Path(self.models or data / "models").resolve(),
+            "duckdb_threads": int(self.duckdb_threads) or (os.cpu_count() or 1),
+            "salt": str(self.salt or "").strip(),
+            "as_of": str(self.as_of or "").strip(),
+        }
+        for name, value in fixed.items():
+            object.__setattr__(self, name, value)
+        if not _MEMORY.match(self.duckdb_memory_limit.strip()):
+            raise SettingsError(
+                f"${MEMORY_ENV} must be an amount such as 4GB or 512MB, "
+                f"not {self.duckdb_memory_limit!r}"
+            )
+        if self.duckdb_threads < 1:
+            raise SettingsError(f"${THREADS_ENV} must be a positive number of threads")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """The settings of this process: the variables above, then `overrides` on top."""
+        env = os.environ if environ is None else environ
+
+        def path(name: str) -> Path | None:
+            value = env.get(name, "").strip()
+            return Path(value) if value else None
+
+        threads = env.get(THREADS_ENV, "").strip()
+        if threads and not threads.isdigit():
+            raise SettingsError(f"${THREADS_ENV} must be a whole number, not {threads!r}")
+        values: dict[str, Any] = {
+            "warehouse": path(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE,
+            "landing": path(LANDING_ENV) or DEFAULT_LANDING,
+            "exports": path(EXPORTS_ENV),
+            "reports": path(REPORTS_ENV),
+            "models": path(MODELS_ENV),
+            "salt": env.get(SALT_ENV, ""),
+            "as_of": env.get(AS_OF_ENV, ""),
+            "duckdb_memory_limit": env.get(MEMORY_ENV, "").strip() or DEFAULT_MEMORY_LIMIT,
+            "duckdb_threads": int(threads) if threads else 0,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def for_root(cls, root: Path, **overrides: Any) -> Settings:
+        """Everything under one folder (root/warehouse.duckdb, root/landing, ...): for tests
+        and benchmarks, which must never touch the project's own data/."""
+        root = Path(root)
+        values: dict[str, Any] = {
+            "warehouse": root / "warehouse.duckdb",
+            "landing": root / "landing",
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (derived folders follow a new warehouse unless set)."""
+        if "warehouse" in changes:
+            for derived in ("exports", "reports", "models"):
+                changes.setdefault(derived, None)
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def cluster_models(self) -> Path:
+        """Where clustering models are versioned."""
+        return self.models / "clusters"
+
+    def duckdb_config(self) -> dict[str, Any]:
+        """DuckDB's configuration for every connection Teal opens."""
+        return {"memory_limit": self.duckdb_memory_limit, "threads": self.duckdb_threads}
+
+    def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """A connection to the warehouse with Teal's memory limit and threads."""
+        self.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(str(self.warehouse), read_only=read_only, config=self.duckdb_config())
+
+    def dbt_vars(self, as_of: str) -> dict[str, Any]:
+        """The `--vars` of a dbt invocation: the cutoff, and the warehouse and DuckDB limits
+        profiles.yml reads, so dbt opens the same file with the same limits as Python."""
+        from ml.as_of import dbt_value
+
+        return {
+            "as_of": dbt_value(as_of),
+            "warehouse": str(self.warehouse),
+            "duckdb_memory_limit": self.duckdb_memory_limit,
+            "duckdb_threads": self.duckdb_threads,
+        }
+
+
+# The dbt project runs in parts because Python sits between them:
+# - feeds: the staging models and the identifiers identity resolution reads;
+# - customers: after identity and erasure, the customer models, features, RFM, the consent
+#   ledger and the suppression list;
+# - audiences: the audience model, after the ML clusters;
+# - activation: campaign outcomes, after the exports.
+DBT_SELECTIONS = {
+    "feeds": {
+        "select": "path:models/staging path:models/intermediate/identity",
+        "exclude": "path:models/staging/identity path:models/staging/ml "
+        "path:models/staging/activation",
+    },
+    "customers": {
+        "select": "path:models/staging/identity path:models/intermediate/customers "
+        "path:models/intermediate/behaviour path:models/marts/customers "
+        "path:models/marts/features path:models/intermediate/consent "
+        "path:models/marts/consent path:seeds",
+    },
+    "audiences": {
+        "select": "path:models/staging/ml path:models/marts/audiences",
+    },
+    "activation": {"select": "path:models/staging/activation path:models/marts/activation"},
+}

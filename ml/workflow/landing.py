@@ -1,0 +1,71 @@
+"""Step: land one feed's new files, purge its rows past retention, and reconcile every file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ml.landing import contracts
+from ml.landing.loader import FeedReport, Loader, reconciliation
+from ml.settings import Settings
+from ml.sql import quote_ident
+
+QUARANTINE_EXAMPLES = 20
+
+
+@dataclass
+class LandingStep:
+    """What landing one feed did."""
+
+    feed: str
+    report: FeedReport
+    purged: dict | None
+    reconciliation: pd.DataFrame
+    quarantine_examples: list[str]
+    rows_in_table: int
+
+    @property
+    def files_not_reconciling(self) -> pd.DataFrame:
+        return self.reconciliation[~self.reconciliation["reconciles"]]
+
+    @property
+    def quarantined(self) -> int:
+        """Rows and whole files this run sent to the quarantine."""
+        totals = self.report.as_dict()
+        return totals["rows_quarantined"] + totals["files_quarantined"]
+
+
+def land_feed(
+    settings: Settings, feed_name: str, *, load_id: str, as_of: str, run_id: str
+) -> LandingStep:
+    """Land the feed's new files under `settings.landing`, purge rows past its retention
+    (feeds.yml `retention:`), and reconcile every file of the feed."""
+    feed = contracts.load()[feed_name]
+    with settings.connect() as connection:
+        loader = Loader(connection, settings.landing, salt=settings.salt)
+        report = loader.land_feed(feed.name, load_id, progress=False)
+        purged = None
+        if feed.retention is not None:
+            from ml.privacy.retention import purge_expired
+
+            (purged,) = purge_expired(connection, [feed], as_of, run_id=run_id)
+        examples = [
+            message
+            for (message,) in connection.execute(
+                "select message from landing.quarantine where load_id = ? and feed = ? "
+                "order by file, row_number limit ?",
+                [report.load_id, feed.name, QUARANTINE_EXAMPLES],
+            ).fetchall()
+        ]
+        (rows_in_table,) = connection.execute(
+            f"select count(*) from {quote_ident(feed.name)}.{quote_ident(feed.table)}"
+        ).fetchone()
+        return LandingStep(
+            feed=feed.name,
+            report=report,
+            purged=purged,
+            reconciliation=reconciliation(connection, feed),
+            quarantine_examples=examples,
+            rows_in_table=rows_in_table,
+        )

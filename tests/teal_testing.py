@@ -1,0 +1,66 @@
+"""Helpers the tests share: settings for a test folder, table counts, the sample run's shape."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# A fixed salt, so holdouts and tombstones in tests are the same on every machine.
+TEST_SALT = "7e57" * 16
+# Features and segments as of the sample data's last day (the generator's default end date).
+AS_OF = "2026-11-20"
+# the default sample of `make run`: the figures the README promises
+SAMPLE_CUSTOMERS = 5000
+SAMPLE_SEED = 42
+
+
+def settings_for(root: Path, **overrides) -> Settings:
+    """Settings with everything under `root`, the test salt and the sample's as_of."""
+    values = {"salt": TEST_SALT, "as_of": AS_OF, "duckdb_threads": 2}
+    values.update(overrides)
+    return Settings.for_root(root, **values)
+
+
+@dataclass
+class SampleRun:
+    """The default sample landed and run through `refresh_all` twice, in one folder."""
+
+    root: Path
+    settings: Settings
+    truth: Path
+    first: object  # dg.ExecuteInProcessResult
+    second: object
+    tables_after_first: dict[str, int]
+    tables_after_second: dict[str, int]
+
+    @property
+    def warehouse(self) -> Path:
+        return self.settings.warehouse
+
+
+def table_counts(warehouse: Path) -> dict[str, int]:
+    """Rows of every table and view in a DuckDB file."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        tables = connection.execute(
+            "select table_schema, table_name from information_schema.tables order by all"
+        ).fetchall()
+        return {
+            f"{schema}.{name}": connection.execute(
+                f'select count(*) from "{schema}"."{name}"'
+            ).fetchone()[0]
+            for schema, name in tables
+        }
+
+
+def copy_of_sample_run(sample: SampleRun, destination: Path) -> Settings:
+    """A copy of the sample run's folder (landing, warehouse, exports, reports, models, truth)
+    for a test that changes things; its settings point at the copy."""
+    shutil.copytree(sample.root, destination, symlinks=True)
+    # export folders' `latest` links are relative, so they point inside the copy too
+    return settings_for(destination)
