@@ -95,14 +95,14 @@ bench-febrl: $(VENV)/.run-installed ## score the matcher on the public FEBRL 1-4
 quarantine: $(VENV)/.run-installed ## list the rows and files landing refused, with reasons (FEED=orders to filter)
 	$(BIN)/python -m ml.landing.quarantine $(if $(FEED),--feed $(FEED))
 
-contracts: $(VENV)/.run-installed ## regenerate the dbt sources and README section from ml/landing/feeds.yml
+contracts: $(VENV)/.run-installed ## regenerate the dbt sources, the timezone macro and docs/contracts.md from ml/landing/feeds.yml
 	$(BIN)/python -m ml.landing.contracts sync
 
 lint: $(VENV)/.dev-installed ## ruff, import-linter (imports point one way) and sqlfluff
 	$(BIN)/ruff check orchestration ml expectations tests
 	$(BIN)/ruff format --check orchestration ml expectations tests
 	$(BIN)/lint-imports --no-cache
-	cd dbt_project && TEAL_WAREHOUSE=$(CURDIR)/data/lint-scratch.duckdb ../$(BIN)/sqlfluff lint models
+	cd dbt_project && TEAL_WAREHOUSE=$(CURDIR)/data/lint-scratch.duckdb ../$(BIN)/sqlfluff lint --processes 2 models
 	@rm -f data/lint-scratch.duckdb data/lint-scratch.duckdb.wal
 
 fmt: $(VENV)/.dev-installed ## format Python and SQL

@@ -141,6 +141,11 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @property
+    def dbt_target(self) -> Path:
+        """dbt's target folder for runs on this warehouse (artifacts and partial-parse state)."""
+        return self.warehouse.parent / "dbt_target"
+
+    @property
     def cluster_models(self) -> Path:
         """Where clustering models are versioned."""
         return self.models / "clusters"

@@ -18,6 +18,7 @@ change against an earlier bench.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -215,7 +216,13 @@ def run_job(settings: Settings) -> tuple[dg.ExecuteInProcessResult, list, Memory
     job = build_definitions(settings).resolve_job_def("refresh_all")
     instance_dir = settings.warehouse.parent / "dagster_home"
     instance_dir.mkdir(parents=True, exist_ok=True)
-    with dg.DagsterInstance.local_temp(str(instance_dir)) as instance, MemorySampler() as sampler:
+    log = settings.warehouse.parent / "job.log"
+    with (
+        dg.DagsterInstance.local_temp(str(instance_dir)) as instance,
+        MemorySampler() as sampler,
+        open(log, "w", encoding="utf-8") as dbt_output,
+        contextlib.redirect_stdout(dbt_output),  # dagster-dbt echoes every dbt event there
+    ):
         started = time.perf_counter()
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
         seconds = time.perf_counter() - started

@@ -45,7 +45,14 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: Sett
     its DuckDB limits (profiles.yml reads them from the vars); writes <reports>/<report>.json;
     fails on any error."""
     variables = json.dumps(settings.dbt_vars(run_as_of(context, settings)))
-    invocation = dbt.cli(["build", "--vars", variables], context=context, raise_on_error=False)
+    # one target folder per warehouse, kept between parts and runs: dbt parses the project
+    # in full once and then only what changed (a new as_of or warehouse parses it in full)
+    invocation = dbt.cli(
+        ["build", "--vars", variables],
+        context=context,
+        raise_on_error=False,
+        target_path=settings.dbt_target,
+    )
     yield from invocation.stream()
     results = invocation.get_artifact("run_results.json")
     summary = summarise_run_results(results)
