@@ -23,8 +23,18 @@ def test_every_feed_lands_in_its_own_schema_with_lineage():
     assert loaded["orders"].derived_columns == ("customer_ref_normalised", "customer_ref_type")
 
 
-def test_generated_dbt_sources_and_readme_are_in_sync():
+def test_generated_dbt_sources_macro_and_docs_are_in_sync():
     assert outdated() == [], "run `make contracts` and commit the result"
+
+
+def test_the_contracts_page_documents_every_feed_and_column():
+    page = contracts.render_markdown(contracts.load())
+    assert contracts.CONTRACTS_PAGE in contracts.generated_files(contracts.load())
+    assert page.startswith("<!-- Generated from ml/landing/feeds.yml by `make contracts`")
+    for feed in contracts.load():
+        assert f"## `{feed.name}` → `{feed.qualified_table}`" in page
+        for column in feed.columns:
+            assert f"| `{column.name}` | {column.type} |" in page
 
 
 def _document():
