@@ -77,7 +77,7 @@ test-fast: $(VENV)/.dev-installed ## the unit tests only: no pipeline run, no db
 dev: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json ## start the Dagster UI on http://localhost:3000
 	TEAL_AS_OF=$(AS_OF) $(BIN)/dagster dev -m orchestration.definitions
 
-docs: $(VENV)/.run-installed ## build dbt docs (dbt_project/target/index.html) and GX Data Docs
+docs: $(VENV)/.run-installed ## build the dbt docs site (dbt_project/target/index.html) and GX Data Docs (docs/ is plain markdown)
 	cd dbt_project && ../$(BIN)/dbt docs generate
 	$(BIN)/python -m expectations.docs
 
