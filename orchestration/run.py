@@ -5,33 +5,40 @@
 The run is stored under $DAGSTER_HOME, so it shows in the Dagster UI (`make dev`) like a run
 started there. Logs go to the console at INFO by default (DEBUG shows every engine event).
 The exit status is 0 when the run succeeded, 1 when a step failed; the failing steps and
-asset checks are listed at the end.
+asset checks are listed at the end. When another run is using the warehouse, nothing starts:
+the command says which run and since when, and exits with status 75 (try again later).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 
 import dagster as dg
 
+from ml.runlock import RunInProgress, warehouse_lock
 from ml.settings import Settings
 from orchestration.defs import build_definitions
 
 DEFAULT_JOB = "refresh_all"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+BUSY = 75  # EX_TEMPFAIL: another run holds the warehouse
 
 
 def run_job(
     name: str = DEFAULT_JOB, log_level: str = "INFO", settings: Settings | None = None
 ) -> dg.ExecuteInProcessResult:
-    """Execute the job in this process against the instance in $DAGSTER_HOME."""
-    defs = build_definitions(settings or Settings.from_env())
+    """Execute the job in this process against the instance in $DAGSTER_HOME, holding the
+    warehouse's run lock from before the run is created (RunInProgress when it is held)."""
+    settings = settings or Settings.from_env()
+    defs = build_definitions(settings)
     job = defs.resolve_job_def(name)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    with dg.DagsterInstance.get() as instance:
+    run_id = str(uuid.uuid4())
+    with warehouse_lock(settings.warehouse, run_id), dg.DagsterInstance.get() as instance:
         return job.execute_in_process(
-            instance=instance, run_config=run_config, raise_on_error=False
+            instance=instance, run_config=run_config, raise_on_error=False, run_id=run_id
         )
 
 
@@ -56,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", default=DEFAULT_JOB, help=f"job name (default {DEFAULT_JOB})")
     parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, help="console log level")
     args = parser.parse_args(argv)
-    result = run_job(args.job, args.log_level)
+    try:
+        result = run_job(args.job, args.log_level)
+    except RunInProgress as busy:
+        print(f"Not started: {busy}", file=sys.stderr)
+        return BUSY
     found = problems(result)
     if found:
         print(f"\nRun {result.run_id} of {args.job} found problems:", file=sys.stderr)

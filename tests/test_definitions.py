@@ -190,13 +190,21 @@ def test_sensor_requests_a_run_only_for_new_files(defs, tmp_path):
         }
 
 
-def test_dagster_home_config_turns_telemetry_off():
+def test_dagster_home_config_turns_telemetry_off_and_queues_runs():
     import yaml
 
     path = os.path.join(os.path.dirname(__file__), "..", "orchestration", "dagster.yaml")
     with open(path) as handle:
         config = yaml.safe_load(handle)
-    assert config == {"telemetry": {"enabled": False}}
+    assert config["telemetry"] == {"enabled": False}
+    # one run of the pipeline at a time: the job's tag is limited to one run in progress
+    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    assert limits == [{"key": "teal/exclusive", "value": "warehouse", "limit": 1}]
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+
+
+def test_the_job_carries_the_tag_that_keeps_its_runs_apart(defs):
+    assert defs.resolve_job_def("refresh_all").tags["teal/exclusive"] == "warehouse"
 
 
 def test_importing_the_code_location_writes_no_environment_and_starts_no_process(dbt_manifest):

@@ -8,7 +8,7 @@ turns that outcome into metadata and checks, and nothing else. In the order of a
 |---|---|---|
 | land a feed, purge its expired rows, reconcile | `landing.land_feed` | `<feed>/<table>` |
 | validate the batch (Great Expectations) | `expectations.validate.validate_landed_feed` | check `great_expectations` |
-| dbt, in four parts | `dbt.DBT_PARTS` (run by dagster-dbt) | `teal_dbt_<part>` |
+| dbt, in parts | `ml.settings.DBT_SELECTIONS` (run by dagster-dbt) | `teal_dbt_<part>` |
 | resolve identities | `identity.resolve_identities` | `identity/*` |
 | erase requested people, resolve again, compact | `privacy.erase_requested` | `privacy/erasure_log` |
 | cluster customers | `audiences.cluster` | `ml/customer_clusters` |

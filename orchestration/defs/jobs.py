@@ -9,12 +9,18 @@ import dagster as dg
 from ml.landing import contracts
 from ml.settings import Settings
 
+EXCLUSIVE_TAG = "teal/exclusive"
+
 refresh_all = dg.define_asset_job(
     name="refresh_all",
     selection=dg.AssetSelection.all(),
     description="Land every feed, build and test every dbt model, validate every batch.",
     # One process: DuckDB allows a single writer, and landing and dbt take turns.
     executor_def=dg.in_process_executor,
+    # One run at a time: dagster.yaml limits runs with this tag to one, so a run started from
+    # the UI, the schedule or the sensor waits in the queue while another is in progress
+    # (a run started by `make run` holds the warehouse's lock instead, ml/runlock.py).
+    tags={EXCLUSIVE_TAG: "warehouse"},
 )
 
 daily_refresh = dg.ScheduleDefinition(

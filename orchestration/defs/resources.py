@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cached_property
 
 import dagster as dg
@@ -9,6 +10,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
 from ml.as_of import naive_utc
+from ml.runlock import warehouse_lock
 from ml.settings import AS_OF_ENV, DBT_EXECUTABLE, DBT_PROJECT_DIR, Settings
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -32,14 +34,33 @@ class TealDbtCliResource(DbtCliResource):
     def _initialize_dbt_core_adapter(self, args):
         return None
 
+
 # Assets ask for the settings by this parameter name: `settings: dg.ResourceParam[Settings]`.
 SETTINGS = "settings"
+
+
+def settings_resource(settings: Settings) -> dg.ResourceDefinition:
+    """The settings as a resource. A run holds its warehouse's run lock (ml/runlock.py) from
+    the moment its resources start to its end, so no two runs ever write one warehouse at
+    once; a run that finds the lock held fails before any step, naming the run that holds it.
+    Sensors and schedules get the settings without the lock."""
+
+    @dg.resource(description="Teal's settings (ml/settings.py); a run holds the warehouse's lock.")
+    def teal_settings(init_context: dg.InitResourceContext) -> Iterator[Settings]:
+        run = init_context.dagster_run
+        if run is None:
+            yield settings
+            return
+        with warehouse_lock(settings.warehouse, run.run_id):
+            yield settings
+
+    return teal_settings
 
 
 def resources(settings: Settings) -> dict[str, object]:
     """The code location's resources for one set of settings (built once, in definitions.py)."""
     return {
-        SETTINGS: settings,
+        SETTINGS: settings_resource(settings),
         "dbt": TealDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
     }
 
