@@ -23,10 +23,15 @@ An export, step by step (the exports asset's whole job):
 
 `config` reads the export files; `holdouts` draws sticky holdouts from a salted hash;
 `candidates` gives every segment member one outcome (export, holdout, or left out by reason);
-`files` writes the CSVs, the Parquet file and the manifest, and records the run in schema
-`activation` and in the audit log.
+`files` (`write_export`) writes the CSVs, the Parquet file and the manifest, and records the
+run in schema `activation` and in the audit log, one step per module: `inputs` (the marts
+read), `csv_files` and `destinations` (audience.csv and the hashed platform files),
+`parquet_file`, `manifest`, `folders` (file names, the day folder, `latest`) and `runs` (the
+`export_runs` and `export_members` rows). `blocked` records an export the check refused and
+`verify` checks a written folder against its manifest.
 """
 
+from ml.activation.blocked import record_blocked
 from ml.activation.candidates import (
     CANDIDATES,
     LEFT_OUT_REASONS,
@@ -45,7 +50,8 @@ from ml.activation.config import (
     load_exports,
     segment_for,
 )
-from ml.activation.files import (
+from ml.activation.files import ExportResult, write_export
+from ml.activation.folders import (
     AUDIENCE_CSV,
     AUDIENCE_PARQUET,
     FILE_NAMES,
@@ -53,20 +59,10 @@ from ml.activation.files import (
     GOOGLE_HEADER,
     LATEST,
     MANIFEST,
-    MEMBERS,
     META_CSV,
     META_HEADER,
-    RUNS,
-    ExportResult,
-    describe_file,
-    ensure_tables,
     exports_dir_for,
-    read_manifest,
-    record_blocked,
     update_latest,
-    verify_export_folder,
-    write_export,
-    write_manifest,
 )
 from ml.activation.holdouts import (
     holdout_bucket,
@@ -75,6 +71,9 @@ from ml.activation.holdouts import (
     is_holdout,
     is_holdout_sql,
 )
+from ml.activation.manifest import describe_file, read_manifest, write_manifest
+from ml.activation.runs import MEMBERS, RUNS, ensure_tables
+from ml.activation.verify import verify_export_folder
 
 __all__ = [
     "AUDIENCE_CSV",

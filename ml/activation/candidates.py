@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ml.activation.config import ExportConfig
+from ml.activation.config import ExportConfig, check_segment_matches
 from ml.activation.holdouts import holdout_bucket_sql, holdout_threshold
 from ml.as_of import cutoff
 from ml.segments.rules import Segment
@@ -61,6 +61,9 @@ create table if not exists {CANDIDATES} (
     consent_purpose varchar not null
 )
 """
+# The columns of each table here that name a person: erasure (ml/privacy/personal_columns.py)
+# deletes a row when one of them names an erased person.
+PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {CANDIDATES: ("customer_id",)}
 
 _REASON_PRIORITY = "\n".join(
     f"            when '{reason}' then {rank}" for rank, reason in enumerate(SUPPRESSION_REASONS)
@@ -71,6 +74,7 @@ _REASON_BY_PRIORITY = "\n".join(
 
 
 def _require(connection: duckdb.DuckDBPyConnection, tables: tuple[str, ...], hint: str) -> None:
+    """Raise RuntimeError, with `hint` on what to build, when any of `tables` is missing."""
     missing = [t for t in tables if not table_exists(connection, *t.split("."))]
     if missing:
         raise RuntimeError(
@@ -80,6 +84,7 @@ def _require(connection: duckdb.DuckDBPyConnection, tables: tuple[str, ...], hin
 
 
 def _check_suppression_reasons(connection: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Raise ValueError when `table` holds a suppression reason not in SUPPRESSION_REASONS."""
     unknown = connection.execute(
         f"select distinct suppression_reason from {table} "
         "where suppression_reason is null or not list_contains($reasons, suppression_reason)",
@@ -93,46 +98,9 @@ def _check_suppression_reasons(connection: duckdb.DuckDBPyConnection, table: str
         )
 
 
-def build_candidates(
-    connection: duckdb.DuckDBPyConnection,
-    config: ExportConfig,
-    segment: Segment,
-    run_id: str,
-    as_of: str | date | datetime,
-    salt: str,
-) -> dict[str, Any]:
-    """Decide every member's outcome and write them to `activation.export_candidates`.
-
-    Replaces the rows of `config.name` (any run) in one transaction. `salt` is
-    `Settings.salt`. Returns the counts: `members`, `export`, `holdout`, `left_out` (reason ->
-    count, every reason present, zeros included) and `left_out_total`; they reconcile
-    (members = export + holdout + left_out_total) or a RuntimeError says they do not.
-    """
-    if config.segment != segment.name:
-        raise ValueError(
-            f"export {config.name!r} ({config.file}) is for segment {config.segment!r}, but "
-            f"segment {segment.name!r} was passed; pass the export's own segment"
-        )
-    moment = cutoff(as_of)
-    _require(
-        connection,
-        (MEMBERSHIPS, CONSENT_LEDGER, SUPPRESSION_LIST),
-        "run the segments (`python -m ml.segments run` or the segments asset) and build the "
-        "consent marts (`dbt build`) before building export candidates",
-    )
-    _check_suppression_reasons(connection, SUPPRESSION_LIST)
-    bucket = holdout_bucket_sql("members.customer_id", config.name, salt)
-    threshold = holdout_threshold(config.holdout_percent)
-    params = {
-        "run_id": run_id,
-        "export_name": config.name,
-        "segment_name": segment.name,
-        "purpose": segment.consent_purpose,
-    }
-    insert = f"""
-        insert into {CANDIDATES}
-        with
-
+# The inputs of the decision: the segment's open members, each customer's highest-priority
+# suppression, and each customer's consent state for the purpose (from the marts).
+_DECISION_INPUTS_SQL = f"""
         members as (
             select distinct customer_id
             from {MEMBERSHIPS}
@@ -162,7 +130,19 @@ def build_candidates(
             where purpose = $purpose
             group by customer_id
         ),
+"""
 
+
+def candidates_insert_sql(bucket: str, threshold: int) -> str:
+    """The insert of one export's candidates: each open member with its outcome, reason and
+    holdout bucket (`bucket` is the SQL of the bucket, `threshold` the holdout's upper bound).
+
+    Parameters: $run_id, $export_name, $segment_name, $purpose.
+    """
+    return f"""
+        insert into {CANDIDATES}
+        with
+{_DECISION_INPUTS_SQL}
         decided as (
             select
                 members.customer_id,
@@ -202,6 +182,42 @@ def build_candidates(
 
         select * from final
     """
+
+
+def _check_members_reconcile(
+    connection: duckdb.DuckDBPyConnection,
+    config: ExportConfig,
+    segment: Segment,
+    summary: dict[str, Any],
+) -> None:
+    """Raise RuntimeError unless the candidates are as many as the segment's open members."""
+    (members,) = connection.execute(
+        f"select count(distinct customer_id) from {MEMBERSHIPS} "
+        "where segment_name = $segment_name and valid_to is null",
+        {"segment_name": segment.name},
+    ).fetchone()
+    if members != summary["members"]:
+        raise RuntimeError(
+            f"export {config.name!r}: {summary['members']} candidate rows for {members} "
+            f"open members of segment {segment.name!r}; the counts must reconcile"
+        )
+
+
+def _replace_candidates(
+    connection: duckdb.DuckDBPyConnection,
+    config: ExportConfig,
+    segment: Segment,
+    run_id: str,
+    insert: str,
+) -> dict[str, Any]:
+    """In one transaction, replace the export's candidates by the rows of `insert` and check
+    they reconcile with the segment's members; return the run's `candidate_summary`."""
+    params = {
+        "run_id": run_id,
+        "export_name": config.name,
+        "segment_name": segment.name,
+        "purpose": segment.consent_purpose,
+    }
     connection.begin()
     try:
         connection.execute(CANDIDATES_DDL)
@@ -213,20 +229,42 @@ def build_candidates(
         )
         connection.execute(insert, params)
         summary = candidate_summary(connection, run_id, config.name)
-        (members,) = connection.execute(
-            f"select count(distinct customer_id) from {MEMBERSHIPS} "
-            "where segment_name = $segment_name and valid_to is null",
-            {"segment_name": segment.name},
-        ).fetchone()
-        if members != summary["members"]:
-            raise RuntimeError(
-                f"export {config.name!r}: {summary['members']} candidate rows for {members} "
-                f"open members of segment {segment.name!r}; the counts must reconcile"
-            )
+        _check_members_reconcile(connection, config, segment, summary)
         connection.commit()
     except BaseException:
         connection.rollback()
         raise
+    return summary
+
+
+def build_candidates(
+    connection: duckdb.DuckDBPyConnection,
+    config: ExportConfig,
+    segment: Segment,
+    run_id: str,
+    as_of: str | date | datetime,
+    salt: str,
+) -> dict[str, Any]:
+    """Decide every member's outcome and write them to `activation.export_candidates`.
+
+    Replaces the rows of `config.name` (any run) in one transaction. `salt` is
+    `Settings.salt`. Returns the counts: `members`, `export`, `holdout`, `left_out` (reason ->
+    count, every reason present, zeros included) and `left_out_total`; they reconcile
+    (members = export + holdout + left_out_total) or a RuntimeError says they do not.
+    """
+    check_segment_matches(config, segment)
+    moment = cutoff(as_of)
+    _require(
+        connection,
+        (MEMBERSHIPS, CONSENT_LEDGER, SUPPRESSION_LIST),
+        "run the segments (`python -m ml.segments run` or the segments asset) and build the "
+        "consent marts (`dbt build`) before building export candidates",
+    )
+    _check_suppression_reasons(connection, SUPPRESSION_LIST)
+    bucket = holdout_bucket_sql("members.customer_id", config.name, salt)
+    threshold = holdout_threshold(config.holdout_percent)
+    insert = candidates_insert_sql(bucket, threshold)
+    summary = _replace_candidates(connection, config, segment, run_id, insert)
     summary.update(
         segment_name=segment.name,
         consent_purpose=segment.consent_purpose,
@@ -274,6 +312,114 @@ def candidate_summary(
     }
 
 
+def _exported_rows_sql(bucket: str) -> str:
+    """CTEs `candidates` (the run's rows), `exported` (its `export` rows with their bucket
+    recomputed by `bucket`) and `largest_holdout` (the highest bucket held out, or -1)."""
+    return f"""
+        candidates as (
+            select customer_id, outcome, holdout_bucket
+            from {CANDIDATES}
+            where run_id = $run_id and export_name = $export_name
+        ),
+
+        exported as (
+            select customer_id, holdout_bucket, {bucket} as recomputed_bucket
+            from candidates
+            where outcome = 'export'
+        ),
+
+        largest_holdout as (
+            select coalesce(max(holdout_bucket), -1) as bucket
+            from candidates
+            where outcome = 'holdout'
+        ),
+"""
+
+
+# CTEs `suppressed` and `unconsented`: exported rows that the live views say are suppressed, or
+# have no granted consent for $purpose.
+_CONSENT_PROBLEMS_SQL = f"""
+        granted as (
+            -- One row per customer and purpose is the contract; if there were more, any
+            -- withdrawal wins.
+            select customer_id
+            from {LIVE_CONSENT}
+            where purpose = $purpose
+            group by customer_id
+            having bool_and(consent_state = 'granted' and coalesce(has_consent, false))
+        ),
+
+        suppressed as (
+            select exported.customer_id, 'suppressed' as problem,
+                string_agg(distinct suppressions.suppression_reason, ', '
+                    order by suppressions.suppression_reason) as detail
+            from exported
+            inner join {LIVE_SUPPRESSIONS} as suppressions
+                on exported.customer_id = suppressions.customer_id
+            group by exported.customer_id
+        ),
+
+        unconsented as (
+            select exported.customer_id, 'no_consent' as problem,
+                'no granted ' || $purpose || ' consent in {LIVE_CONSENT}' as detail
+            from exported
+            left join granted
+                on exported.customer_id = granted.customer_id
+            where granted.customer_id is null
+        ),
+"""
+
+
+def _holdout_problems_sql(threshold: int) -> str:
+    """CTEs `held_out` (exported rows whose recomputed bucket is in the holdout: below
+    `threshold` or not above the run's largest holdout bucket) and `mismatched` (exported
+    rows whose stored bucket is not the recomputed one)."""
+    return f"""
+        held_out as (
+            select exported.customer_id, 'holdout' as problem,
+                'bucket ' || exported.recomputed_bucket || ' is below the holdout threshold '
+                || greatest({threshold}, largest_holdout.bucket + 1) as detail
+            from exported
+            cross join largest_holdout
+            where exported.recomputed_bucket < {threshold}
+                or exported.recomputed_bucket <= largest_holdout.bucket
+        ),
+
+        mismatched as (
+            select customer_id, 'bucket_mismatch' as problem,
+                'stored bucket ' || holdout_bucket || ' is not ' || recomputed_bucket
+                || ', the bucket of this export name and salt' as detail
+            from exported
+            where holdout_bucket != recomputed_bucket
+        ),
+"""
+
+
+def candidate_problems_query(bucket: str, threshold: int) -> str:
+    """Every problem of the run's exported rows (customer_id, problem, detail), by customer.
+
+    Parameters: $run_id, $export_name, $purpose.
+    """
+    return f"""
+        with
+{_exported_rows_sql(bucket)}
+{_CONSENT_PROBLEMS_SQL}
+{_holdout_problems_sql(threshold)}
+        final as (
+            select * from suppressed
+            union all
+            select * from unconsented
+            union all
+            select * from held_out
+            union all
+            select * from mismatched
+        )
+
+        select * from final
+        order by customer_id, problem
+    """
+
+
 def verify_candidates(
     connection: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -303,89 +449,9 @@ def verify_candidates(
     )
     bucket = holdout_bucket_sql("candidates.customer_id", export_name, salt)
     threshold = holdout_threshold(holdout_percent) if holdout_percent is not None else 0
-    query = f"""
-        with
-
-        candidates as (
-            select customer_id, outcome, holdout_bucket
-            from {CANDIDATES}
-            where run_id = $run_id and export_name = $export_name
-        ),
-
-        exported as (
-            select customer_id, holdout_bucket, {bucket} as recomputed_bucket
-            from candidates
-            where outcome = 'export'
-        ),
-
-        largest_holdout as (
-            select coalesce(max(holdout_bucket), -1) as bucket
-            from candidates
-            where outcome = 'holdout'
-        ),
-
-        granted as (
-            -- One row per customer and purpose is the contract; if there were more, any
-            -- withdrawal wins.
-            select customer_id
-            from {LIVE_CONSENT}
-            where purpose = $purpose
-            group by customer_id
-            having bool_and(consent_state = 'granted' and coalesce(has_consent, false))
-        ),
-
-        suppressed as (
-            select exported.customer_id, 'suppressed' as problem,
-                string_agg(distinct suppressions.suppression_reason, ', '
-                    order by suppressions.suppression_reason) as detail
-            from exported
-            inner join {LIVE_SUPPRESSIONS} as suppressions
-                on exported.customer_id = suppressions.customer_id
-            group by exported.customer_id
-        ),
-
-        unconsented as (
-            select exported.customer_id, 'no_consent' as problem,
-                'no granted ' || $purpose || ' consent in {LIVE_CONSENT}' as detail
-            from exported
-            left join granted
-                on exported.customer_id = granted.customer_id
-            where granted.customer_id is null
-        ),
-
-        held_out as (
-            select exported.customer_id, 'holdout' as problem,
-                'bucket ' || exported.recomputed_bucket || ' is below the holdout threshold '
-                || greatest({threshold}, largest_holdout.bucket + 1) as detail
-            from exported
-            cross join largest_holdout
-            where exported.recomputed_bucket < {threshold}
-                or exported.recomputed_bucket <= largest_holdout.bucket
-        ),
-
-        mismatched as (
-            select customer_id, 'bucket_mismatch' as problem,
-                'stored bucket ' || holdout_bucket || ' is not ' || recomputed_bucket
-                || ', the bucket of this export name and salt' as detail
-            from exported
-            where holdout_bucket != recomputed_bucket
-        ),
-
-        final as (
-            select * from suppressed
-            union all
-            select * from unconsented
-            union all
-            select * from held_out
-            union all
-            select * from mismatched
-        )
-
-        select * from final
-        order by customer_id, problem
-    """
     return connection.execute(
-        query, {"run_id": run_id, "export_name": export_name, "purpose": consent_purpose}
+        candidate_problems_query(bucket, threshold),
+        {"run_id": run_id, "export_name": export_name, "purpose": consent_purpose},
     ).df()
 
 
@@ -395,6 +461,8 @@ __all__ = [
     "OUTCOMES",
     "SUPPRESSION_REASONS",
     "build_candidates",
+    "candidate_problems_query",
     "candidate_summary",
+    "candidates_insert_sql",
     "verify_candidates",
 ]

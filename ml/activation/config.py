@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -265,7 +265,7 @@ def parse_exports(
     exports: list[ExportConfig] = []
     for position, item in enumerate(items):
         try:
-            exports.append(_export(item, file, position, segments, catalogue))
+            exports.append(_parse_export_item(item, file, position, segments, catalogue))
         except ExportError as exc:
             errors.append(exc)
     if errors:
@@ -274,22 +274,21 @@ def parse_exports(
 
 
 def _fail_file(file: str, problem: str) -> NoReturn:
+    """Raise an ExportValidationError for a problem with a whole file."""
     raise ExportValidationError([ExportError(file, problem)])
 
 
-def _export(
-    item: Any, file: str, position: int, segments: Mapping[str, Segment], catalogue: Catalogue
-) -> ExportConfig:
-    label = f"#{position + 1}"
+def _export_label(item: Any, position: int) -> str:
+    """How errors name an export: its quoted name or segment, else its place in the file."""
     if isinstance(item, Mapping):
         for key in ("name", "segment"):
             if isinstance(item.get(key), str) and item[key]:
-                label = repr(item[key])
-                break
+                return repr(item[key])
+    return f"#{position + 1}"
 
-    def error(problem: str, key: str = "") -> ExportError:
-        return ExportError(file, problem, label, key)
 
+def _check_keys(item: Any, error: Callable[..., ExportError]) -> None:
+    """Raise unless `item` is a mapping of known keys that has every required one."""
     if not isinstance(item, Mapping):
         raise error(f"expected a mapping (segment, description, ...), got {item!r}")
     for key in item:
@@ -307,6 +306,11 @@ def _export(
                 key,
             )
 
+
+def _segment_name(
+    item: Mapping[str, Any], segments: Mapping[str, Segment], error: Callable[..., ExportError]
+) -> str:
+    """The export's `segment`, which must name one of `segments`."""
     segment_name = item["segment"]
     if not isinstance(segment_name, str) or segment_name not in segments:
         raise error(
@@ -314,6 +318,13 @@ def _export(
             "segment from dbt_project/segments",
             "segment",
         )
+    return segment_name
+
+
+def _export_name(
+    item: Mapping[str, Any], segment_name: str, error: Callable[..., ExportError]
+) -> str:
+    """The export's `name` (default: its segment's), which must be a slug."""
     name = item.get("name", segment_name)
     if not isinstance(name, str) or not _SLUG.match(name):
         raise error(
@@ -321,10 +332,66 @@ def _export(
             "with a letter (it names the folder under data/exports)",
             "name",
         )
-    description = item["description"]
-    if not isinstance(description, str) or not description.strip():
-        raise error("must be a sentence saying what the export is for", "description")
+    return name
 
+
+def _description(value: Any, error: Callable[..., ExportError]) -> str:
+    """The export's `description`, a non-empty sentence, with its whitespace collapsed."""
+    if not isinstance(value, str) or not value.strip():
+        raise error("must be a sentence saying what the export is for", "description")
+    return " ".join(value.split())
+
+
+def _holdout_percent(value: Any, error: Callable[..., ExportError]) -> float:
+    """`holdout_percent`: a number from 0 to MAX_HOLDOUT_PERCENT with at most two decimals."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= MAX_HOLDOUT_PERCENT
+    ):
+        raise error(
+            f"{value!r} is not a number from 0 to {MAX_HOLDOUT_PERCENT} (the percentage of "
+            "the audience kept out of the files to measure lift; 0 means no holdout)",
+            "holdout_percent",
+        )
+    if abs(value * 100 - round(value * 100)) > 1e-9:
+        raise error(
+            f"{value!r} has more than two decimals; holdouts are drawn in steps of 0.01%",
+            "holdout_percent",
+        )
+    return float(value)
+
+
+def _window_days(value: Any, error: Callable[..., ExportError]) -> int:
+    """`measurement_window_days`: a whole number from MIN_WINDOW_DAYS to MAX_WINDOW_DAYS."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_WINDOW_DAYS <= value <= MAX_WINDOW_DAYS
+    ):
+        raise error(
+            f"{value!r} is not a whole number of days from {MIN_WINDOW_DAYS} to "
+            f"{MAX_WINDOW_DAYS} (how long after the export date conversions count)",
+            "measurement_window_days",
+        )
+    return value
+
+
+def _parse_export_item(
+    item: Any, file: str, position: int, segments: Mapping[str, Segment], catalogue: Catalogue
+) -> ExportConfig:
+    """One export of a file as an `ExportConfig`; the first problem found is an ExportError
+    naming the file, the export and the key."""
+    label = _export_label(item, position)
+
+    def error(problem: str, key: str = "") -> ExportError:
+        return ExportError(file, problem, label, key)
+
+    _check_keys(item, error)
+    segment_name = _segment_name(item, segments, error)
+    name = _export_name(item, segment_name, error)
+    description = _description(item["description"], error)
     attributes = _attributes(item.get("attributes"), catalogue, error)
     formats = _formats(item.get("formats", _DEFAULT), segments[segment_name], error)
     if attributes and "csv" not in formats:
@@ -334,47 +401,20 @@ def _export(
             "has every attribute)",
             "attributes",
         )
-    holdout = item["holdout_percent"]
-    if (
-        isinstance(holdout, bool)
-        or not isinstance(holdout, int | float)
-        or not math.isfinite(holdout)
-        or not 0 <= holdout <= MAX_HOLDOUT_PERCENT
-    ):
-        raise error(
-            f"{holdout!r} is not a number from 0 to {MAX_HOLDOUT_PERCENT} (the percentage of "
-            "the audience kept out of the files to measure lift; 0 means no holdout)",
-            "holdout_percent",
-        )
-    if abs(holdout * 100 - round(holdout * 100)) > 1e-9:
-        raise error(
-            f"{holdout!r} has more than two decimals; holdouts are drawn in steps of 0.01%",
-            "holdout_percent",
-        )
-    window = item["measurement_window_days"]
-    if (
-        isinstance(window, bool)
-        or not isinstance(window, int)
-        or not MIN_WINDOW_DAYS <= window <= MAX_WINDOW_DAYS
-    ):
-        raise error(
-            f"{window!r} is not a whole number of days from {MIN_WINDOW_DAYS} to "
-            f"{MAX_WINDOW_DAYS} (how long after the export date conversions count)",
-            "measurement_window_days",
-        )
     return ExportConfig(
         name=name,
         segment=segment_name,
-        description=" ".join(description.split()),
+        description=description,
         attributes=attributes,
-        holdout_percent=float(holdout),
-        measurement_window_days=window,
+        holdout_percent=_holdout_percent(item["holdout_percent"], error),
+        measurement_window_days=_window_days(item["measurement_window_days"], error),
         file=file,
         formats=formats,
     )
 
 
 def _attributes(value: Any, catalogue: Catalogue, error: Any) -> tuple[str, ...]:
+    """The export's chosen `attributes`: catalogue columns, each once, none of FIXED_COLUMNS."""
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -407,6 +447,8 @@ _DEFAULT = object()  # `formats` not given: every format the purpose allows
 
 
 def _formats(value: Any, segment: Segment, error: Any) -> tuple[str, ...]:
+    """The export's `formats` in FORMATS order (default: every format the segment's consent
+    purpose allows); each must be known, listed once and allowed for that purpose."""
     purpose = segment.consent_purpose
     if purpose not in PURPOSE_FORMATS:
         raise error(
@@ -455,6 +497,15 @@ def _formats(value: Any, segment: Segment, error: Any) -> tuple[str, ...]:
     return tuple(f for f in FORMATS if f in seen)
 
 
+def check_segment_matches(config: ExportConfig, segment: Segment) -> None:
+    """Raise ValueError when `segment` is not the segment the export is configured for."""
+    if config.segment != segment.name:
+        raise ValueError(
+            f"export {config.name!r} ({config.file}) is for segment {config.segment!r}, but "
+            f"segment {segment.name!r} was passed; pass the export's own segment"
+        )
+
+
 def segment_for(config: ExportConfig, segments: Iterable[Segment]) -> Segment:
     """The segment an export writes; KeyError naming the export when it is not among them."""
     for segment in segments:
@@ -478,6 +529,7 @@ __all__ = [
     "ExportError",
     "ExportValidationError",
     "allowed_formats",
+    "check_segment_matches",
     "load_exports",
     "parse_export_file",
     "parse_exports",
