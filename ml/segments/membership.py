@@ -84,6 +84,13 @@ _DDL = (
         exited bigint not null
     )""",
 )
+# The columns of each table here that name a person: erasure (ml/privacy/personal_columns.py)
+# deletes a row when one of them names an erased person. A table with none holds no personal data.
+PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    MEMBERSHIPS: ("customer_id",),
+    DEFINITIONS: (),
+    SIZES: (),
+}
 _DEFINITION_COLUMNS = (
     "segment_name",
     "definition_hash",
@@ -192,6 +199,9 @@ def segment_size(
 
 @dataclass(frozen=True)
 class _Plan:
+    """What a run will do to one segment: recompute it or keep it frozen, which earlier run of
+    the day it undoes, and what to report."""
+
     segment: Segment
     compiled: CompiledSegment
     previous: dict[str, Any] | None
@@ -235,8 +245,11 @@ def run_segments(
     try:
         ensure_schema(connection)
         previous = _read_definitions(connection, names)
-        plans = [_plan(s, previous.get(s.name), moment, day, rebuild, tables) for s in segments]
-        runs = _apply(connection, plans, moment, day, tables)
+        plans = [
+            _plan_segment_run(s, previous.get(s.name), moment, day, rebuild, tables)
+            for s in segments
+        ]
+        runs = _write_segment_tables(connection, plans, moment, day, tables)
         connection.commit()
     except BaseException:
         connection.rollback()
@@ -247,6 +260,7 @@ def run_segments(
 def _read_definitions(
     connection: duckdb.DuckDBPyConnection, names: list[str]
 ) -> dict[str, dict[str, Any]]:
+    """The stored segment_definitions rows of `names`, as {segment_name: {column: value}}."""
     cursor = connection.execute(
         f"select * from {DEFINITIONS} where list_contains($names, segment_name)", {"names": names}
     )
@@ -254,7 +268,7 @@ def _read_definitions(
     return {row[0]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
 
 
-def _plan(
+def _plan_segment_run(
     segment: Segment,
     previous: dict[str, Any] | None,
     moment: datetime,
@@ -262,6 +276,12 @@ def _plan(
     rebuild: set[str],
     tables: Tables,
 ) -> _Plan:
+    """Decide what the run does to `segment`, given its stored definition (`previous`).
+
+    Refuses (ValueError) a run for an earlier day than the last one, or one not later than the
+    history already written. A rerun of the last day undoes that run (unfreezing a static
+    segment it froze); a frozen static segment is kept unless named in `rebuild`.
+    """
     compiled = compile_segment(segment, tables)
     name = segment.name
     undo_as_of = None
@@ -301,13 +321,30 @@ def _plan(
     return _Plan(segment, compiled, previous, False, undo_as_of, frozen_at, changed, warning)
 
 
-def _apply(
+def _write_segment_tables(
     connection: duckdb.DuckDBPyConnection,
     plans: list[_Plan],
     moment: datetime,
     day: date,
     tables: Tables,
 ) -> list[SegmentRun]:
+    """Carry out the plans in schema `segments` (inside the caller's transaction): undo a
+    rerun's day, bring the memberships up to date, replace the day's sizes and the
+    definitions; return what each segment's run did."""
+    _load_run_plan(connection, plans)
+    _undo_same_day_runs(connection)
+    _gather_run_members(connection, plans, moment, tables)
+    _close_and_open_memberships(connection, moment)
+    sizes = _replace_day_sizes(connection, moment, day)
+    _replace_definitions(connection, plans, moment, day)
+    connection.execute("drop table if exists segment_run_plan")
+    connection.execute("drop table if exists segment_run_members")
+    return [_segment_run(plan, sizes[plan.segment.name], moment, day) for plan in plans]
+
+
+def _load_run_plan(connection: duckdb.DuckDBPyConnection, plans: list[_Plan]) -> None:
+    """Temp table segment_run_plan: each segment run, whether it is recomputed, and the as_of
+    of the run it replaces (null when none)."""
     connection.execute(
         "create or replace temp table segment_run_plan "
         "(segment_name varchar, recompute boolean, undo_as_of timestamp)"
@@ -316,7 +353,11 @@ def _apply(
         "insert into segment_run_plan values (?, ?, ?)",
         [(p.segment.name, p.recompute, p.undo_as_of) for p in plans],
     )
-    # 1. A rerun of the same day first undoes that day's run.
+
+
+def _undo_same_day_runs(connection: duckdb.DuckDBPyConnection) -> None:
+    """A rerun of the same day first undoes that day's run: the rows it opened go, the rows it
+    closed are open again."""
     connection.execute(
         f"""
         delete from {MEMBERSHIPS}
@@ -334,8 +375,14 @@ def _apply(
             and {MEMBERSHIPS}.valid_to = plan.undo_as_of
         """
     )
-    # 2. Who is in each segment now: computed (dynamic, or static being built), or kept
-    #    (frozen static: its open rows, less customers gone from the attribute table).
+
+
+def _gather_run_members(
+    connection: duckdb.DuckDBPyConnection, plans: list[_Plan], moment: datetime, tables: Tables
+) -> None:
+    """Temp table segment_run_members: who is in each segment now, computed (dynamic, or
+    static being built) or kept (frozen static: its open rows, less customers gone from the
+    attribute table)."""
     evaluate_segments(
         connection,
         [p.segment for p in plans if p.recompute],
@@ -355,7 +402,11 @@ def _apply(
             and memberships.customer_id in (select customer_id from {tables.attributes})
         """
     )
-    # 3. Close the rows of those who left, open rows for those who entered.
+
+
+def _close_and_open_memberships(connection: duckdb.DuckDBPyConnection, moment: datetime) -> None:
+    """Close the open rows of those who left (valid_to = as_of) and open rows for those who
+    entered (valid_from = as_of)."""
     connection.execute(
         f"""
         update {MEMBERSHIPS}
@@ -386,7 +437,13 @@ def _apply(
         """,
         {"as_of": moment},
     )
-    # 4. The day's sizes, replacing a previous run of the same day.
+
+
+def _replace_day_sizes(
+    connection: duckdb.DuckDBPyConnection, moment: datetime, day: date
+) -> dict[str, tuple[Any, ...]]:
+    """Write the day's sizes of the planned segments, replacing a previous run of the same
+    day; return (members, entered, exited) by segment."""
     connection.execute(
         f"""
         delete from {SIZES}
@@ -412,7 +469,7 @@ def _apply(
         """,
         {"day": day, "as_of": moment},
     )
-    sizes = {
+    return {
         row[0]: row[1:]
         for row in connection.execute(
             f"select segment_name, members, entered, exited from {SIZES} "
@@ -421,7 +478,13 @@ def _apply(
             {"day": day},
         ).fetchall()
     }
-    # 5. The definitions: what the members come from, and where the history stands.
+
+
+def _replace_definitions(
+    connection: duckdb.DuckDBPyConnection, plans: list[_Plan], moment: datetime, day: date
+) -> None:
+    """Replace the planned segments' definitions: what the members come from, and where the
+    history stands."""
     connection.execute(
         f"delete from {DEFINITIONS} where segment_name in "
         "(select segment_name from segment_run_plan)"
@@ -431,27 +494,29 @@ def _apply(
         f"values ({', '.join('?' for _ in _DEFINITION_COLUMNS)})",
         [_definition_row(plan, moment, day) for plan in plans],
     )
-    connection.execute("drop table if exists segment_run_plan")
-    connection.execute("drop table if exists segment_run_members")
-    return [
-        SegmentRun(
-            segment_name=plan.segment.name,
-            type=plan.segment.type,
-            snapshot_date=day,
-            as_of_at=moment,
-            members=int(sizes[plan.segment.name][0]),
-            entered=int(sizes[plan.segment.name][1]),
-            exited=int(sizes[plan.segment.name][2]),
-            recomputed=plan.recompute,
-            frozen_at=plan.frozen_at,
-            definition_changed=plan.definition_changed,
-            warning=plan.warning,
-        )
-        for plan in plans
-    ]
+
+
+def _segment_run(plan: _Plan, size: tuple[Any, ...], moment: datetime, day: date) -> SegmentRun:
+    """What the run did to the plan's segment, given its (members, entered, exited)."""
+    members, entered, exited = size
+    return SegmentRun(
+        segment_name=plan.segment.name,
+        type=plan.segment.type,
+        snapshot_date=day,
+        as_of_at=moment,
+        members=int(members),
+        entered=int(entered),
+        exited=int(exited),
+        recomputed=plan.recompute,
+        frozen_at=plan.frozen_at,
+        definition_changed=plan.definition_changed,
+        warning=plan.warning,
+    )
 
 
 def _definition_row(plan: _Plan, moment: datetime, day: date) -> tuple[Any, ...]:
+    """The segment_definitions row of a planned segment (a frozen static segment whose rules
+    changed keeps the definition its members came from)."""
     segment, previous = plan.segment, plan.previous
     if plan.definition_changed and previous is not None:  # frozen: keep what members came from
         definition = (
