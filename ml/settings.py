@@ -174,8 +174,11 @@ class Settings:
 
 # The dbt project runs in parts because Python sits between them:
 # - feeds: the staging models and the identifiers identity resolution reads;
-# - customers: after identity and erasure, the customer models, features, RFM, the consent
-#   ledger and the suppression list;
+# - subjects: right after identity, the identity staging views and int_subjects_resolved, the
+#   one subject -> customer resolution that the Python erasure (next), consent and suppression
+#   read (views, so they exist before erasure even on a fresh warehouse);
+# - customers: after erasure, the customer models, features, RFM, the consent ledger and the
+#   suppression list;
 # - audiences: the audience model, after the ML clusters;
 # - activation: campaign outcomes, after the exports.
 DBT_SELECTIONS = {
@@ -184,8 +187,11 @@ DBT_SELECTIONS = {
         "exclude": "path:models/staging/identity path:models/staging/ml "
         "path:models/staging/activation",
     },
+    "subjects": {
+        "select": "path:models/staging/identity path:models/intermediate/privacy",
+    },
     "customers": {
-        "select": "path:models/staging/identity path:models/intermediate/customers "
+        "select": "path:models/intermediate/customers "
         "path:models/intermediate/behaviour path:models/marts/customers "
         "path:models/marts/features path:models/intermediate/consent "
         "path:models/marts/consent path:seeds",

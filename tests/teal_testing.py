@@ -64,3 +64,22 @@ def copy_of_sample_run(sample: SampleRun, destination: Path) -> Settings:
     shutil.copytree(sample.root, destination, symlinks=True)
     # export folders' `latest` links are relative, so they point inside the copy too
     return settings_for(destination)
+
+
+def run_dbt(command: str, warehouse: Path, target: Path, select: str, exclude: str = "") -> None:
+    """`dbt <command>` (run or build) of a selection on `warehouse` as of AS_OF, in a subprocess
+    as the pipeline runs it. Its artifacts, the manifest included, go to `target`, never to the
+    project's own target/ that the code location reads. Fails with dbt's output."""
+    import json
+    import subprocess
+
+    from ml.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR
+
+    command_line = [DBT_EXECUTABLE, command, "--quiet", "--target-path", str(target)]
+    command_line += ["--profiles-dir", str(DBT_PROJECT_DIR)]
+    command_line += ["--vars", json.dumps({"warehouse": str(warehouse), "as_of": AS_OF})]
+    command_line += ["--select", *select.split()]
+    if exclude:
+        command_line += ["--exclude", *exclude.split()]
+    done = subprocess.run(command_line, cwd=DBT_PROJECT_DIR, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -2,7 +2,8 @@
 
 Ann asks to be erased; Bob shares her family phone (+442079460111) and device (dv_shared0001).
 The feeds are landed by the real loader from hand-made files; identity, marts, segments, ML
-outputs, activation and an analyst's scratch table are hand-made rows in the real shapes; one
+outputs, activation and an analyst's scratch table are hand-made rows in the real shapes; a real
+dbt run builds the views that resolve each request's subject (the dbt part `subjects`); one
 export folder holds the four files and manifest. After erasure none of Ann's identifiers (nor
 the hashes the ad platforms got) is anywhere, every row of Bob is still there, and replaying
 every old feed file brings none of Ann back.
@@ -15,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -22,13 +24,20 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from teal_testing import TEST_SALT
+from teal_testing import TEST_SALT, run_dbt
 
 from ml import secrets
 from ml.activation import hashing
+from ml.activation.folders import FILE_NAMES
 from ml.landing.contracts import load
 from ml.landing.loader import Loader, reconciliation
+from ml.privacy import export_matching
 from ml.privacy.erasure import compact_warehouse, process_erasure_requests, traces_left
+from ml.privacy.personal_columns import find_personal_tables
+from ml.privacy.subjects import SubjectsNotResolved
+from ml.settings import DBT_SELECTIONS
+
+pytestmark = pytest.mark.integration
 
 ANN = {
     "crm_id": "C0000001",
@@ -447,17 +456,43 @@ def write_exports(root: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def warehouse(tmp_path: Path):
-    landing = tmp_path / "landing"
+# The views erasure resolves subjects through (the dbt part `subjects`) and their inputs.
+SUBJECT_VIEWS = "+int_subjects_resolved"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """The warehouse before erasure, built once: landed feeds, hand-made tables, dbt's views,
+    and the export folder. Its dbt manifest is at dbt_target/manifest.json."""
+    root = tmp_path_factory.mktemp("erasure")
+    landing = root / "landing"
     for relative, lines in LANDING_FILES.items():
         write_lines(landing / relative, lines)
-    path = tmp_path / "warehouse.duckdb"
+    path = root / "warehouse.duckdb"
     with duckdb.connect(str(path)) as connection:
         Loader(connection, landing, salt=TEST_SALT).land_all(progress=False)
         connection.execute(IDENTITY_SQL)
-    write_exports(tmp_path / "exports")
-    return path
+    run_dbt("run", path, root / "dbt_target", SUBJECT_VIEWS)
+    write_exports(root / "exports")
+    return root
+
+
+@pytest.fixture
+def warehouse(template: Path, tmp_path: Path) -> Path:
+    """A copy of the template a test may change (the same file name: dbt's views name it)."""
+    shutil.copytree(template, tmp_path, symlinks=True, dirs_exist_ok=True)
+    return tmp_path / "warehouse.duckdb"
+
+
+def erase(connection, warehouse: Path, run_id: str = RUN):
+    """The real erasure, reading the personal columns from the template's fresh dbt manifest."""
+    return process_erasure_requests(
+        connection,
+        exports_root=warehouse.parent / "exports",
+        salt=TEST_SALT,
+        run_id=run_id,
+        dbt_manifest=warehouse.parent / "dbt_target" / "manifest.json",
+    )
 
 
 def counts(connection) -> dict[str, int]:
@@ -556,9 +591,7 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_other(warehouse: Pa
         assert counts(connection) == ROWS_BEFORE
         bob_before = bob_rows(connection)
         assert search_tables(connection, ann_identifiers())  # Ann is everywhere before
-        outcome = process_erasure_requests(
-            connection, exports_root=exports, salt=TEST_SALT, run_id=RUN
-        )
+        outcome = erase(connection, warehouse)
 
         # every row of Ann gone, every row of Bob kept: exact counts per table
         after = counts(connection)
@@ -659,9 +692,7 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_other(warehouse: Pa
         ]
 
         # a second run finds nothing pending and changes nothing
-        again = process_erasure_requests(
-            connection, exports_root=exports, salt=salt, run_id="run-erasure-2"
-        )
+        again = erase(connection, warehouse, run_id="run-erasure-2")
         assert again.requests == [] and again.rows_removed == 0
         assert counts(connection) == expected
 
@@ -713,9 +744,7 @@ def test_replayed_feeds_bring_nobody_back(warehouse: Path):
     """Every old feed file again, under a new name and with CRLF endings: Ann's rows are erased."""
     landing = warehouse.parent / "landing"
     with duckdb.connect(str(warehouse)) as connection:
-        process_erasure_requests(
-            connection, exports_root=warehouse.parent / "exports", salt=TEST_SALT, run_id=RUN
-        )
+        erase(connection, warehouse)
         for relative, lines in LANDING_FILES.items():
             folder, name = relative.split("/")
             write_lines(landing / folder / f"replay_{name}", lines, ending="\r\n")
@@ -756,39 +785,60 @@ def test_replayed_feeds_bring_nobody_back(warehouse: Path):
         ]
 
 
-def test_an_unknown_subject_without_identity_is_no_match(tmp_path: Path):
-    """No identity tables yet, a subject nobody carries: logged as no_match, nothing removed."""
+def test_an_unknown_subject_is_no_match(warehouse: Path):
+    """A request landed after the last identity run, for a crm id nobody carries: the subjects
+    view resolves it to nobody; logged as no_match, only the request itself removed."""
+    landing = warehouse.parent / "landing"
+    with duckdb.connect(str(warehouse)) as connection:
+        erase(connection, warehouse)
+        before = counts(connection)
+        write_lines(
+            landing / "erasure" / "erasure_2026-03-06.csv",
+            ["request_id,subject,requested_at", "ER0000009,C9999999,2026-03-06T09:00:00Z"],
+        )
+        Loader(connection, landing, salt=TEST_SALT).land_all(progress=False)
+        outcome = erase(connection, warehouse, run_id="run-erasure-2")
+        [request] = outcome.requests
+        assert (request.request_id, request.status, request.customers) == (
+            "ER0000009",
+            "no_match",
+            0,
+        )
+        assert request.rows_removed == {"erasure.requests": 1}
+        assert counts(connection) == before
+        assert connection.execute("select count(*) from crm.customers").fetchone()[0] == 1
+        assert connection.execute(
+            "select status, identifiers_erased, rows_removed from privacy.erasure_log "
+            "where erasure_request_id = 'ER0000009'"
+        ).fetchall() == [("no_match", 1, 1)]
+
+
+def test_without_the_subjects_view_erasure_stops_and_changes_nothing(tmp_path: Path):
+    """Identity and the dbt part `subjects` have not run: a clear error, nothing erased or logged."""
     landing = tmp_path / "landing"
     write_lines(
         landing / "erasure" / "erasure_2026-03-05.csv",
         ["request_id,subject,requested_at", "ER0000009,C9999999,2026-03-05T09:00:00Z"],
     )
-    write_lines(landing / "crm" / "crm_2026-01-01.csv", [CRM_HEADER, BOB_CRM])
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
         Loader(connection, landing, salt=TEST_SALT).land_all(progress=False)
-        outcome = process_erasure_requests(
-            connection, exports_root=tmp_path / "exports", salt=TEST_SALT, run_id=RUN
-        )
-        [request] = outcome.requests
-        assert (request.status, request.rows_removed) == ("no_match", {"erasure.requests": 1})
-        assert connection.execute("select count(*) from crm.customers").fetchone()[0] == 1
-        assert connection.execute(
-            "select status, identifiers_erased, rows_removed from privacy.erasure_log"
-        ).fetchall() == [("no_match", 1, 1)]
+        with pytest.raises(SubjectsNotResolved) as error:
+            process_erasure_requests(
+                connection, exports_root=tmp_path / "exports", salt=TEST_SALT, run_id=RUN
+            )
+        message = str(error.value)
+        assert "intermediate.int_subjects_resolved is missing" in message
+        assert DBT_SELECTIONS["subjects"]["select"] in message
+        assert "C9999999" not in message
+        assert connection.execute("select count(*) from erasure.requests").fetchone()[0] == 1
+        assert connection.execute("select count(*) from privacy.erasure_log").fetchone()[0] == 0
 
 
-def test_whole_words_only_a_longer_address_is_someone_else(tmp_path: Path):
+def test_whole_words_only_a_longer_address_is_someone_else(warehouse: Path):
     """Erasing ann.lee@gmail.com keeps joann.lee@gmail.com's rows, in columns and in text."""
-    landing = tmp_path / "landing"
-    write_lines(
-        landing / "erasure" / "erasure_2026-03-05.csv",
-        ["request_id,subject,requested_at", "ER0000001,ann.lee@gmail.com,2026-03-05T09:00:00Z"],
-    )
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
-        Loader(connection, landing, salt=TEST_SALT).land_all(progress=False)
+    with duckdb.connect(str(warehouse)) as connection:
         connection.execute(
             """
-            create schema scratch;
             create table scratch.notes (note_id integer, email varchar, note varchar);
             insert into scratch.notes values
                 (1, 'joann.lee@gmail.com', 'wrote from joann.lee@gmail.com'),
@@ -796,20 +846,83 @@ def test_whole_words_only_a_longer_address_is_someone_else(tmp_path: Path):
                 (3, 'ANN.LEE@GMAIL.COM ', null);
             """
         )
-        process_erasure_requests(
-            connection, exports_root=tmp_path / "exports", salt=TEST_SALT, run_id=RUN
-        )
+        erase(connection, warehouse)
         assert connection.execute("select note_id from scratch.notes").fetchall() == [(1,)]
+
+
+def test_personal_columns_come_from_their_owners_declarations(template: Path):
+    """Feed contracts, the dbt ymls (and the customer id) and the Python owners' PERSONAL_COLUMNS
+    say where to look; a table nobody declared is searched in every text column; the ledger,
+    the seeds and the privacy schema not at all."""
+    with duckdb.connect(str(template / "warehouse.duckdb"), read_only=True) as connection:
+        tables = find_personal_tables(connection, load(), template / "dbt_target" / "manifest.json")
+    searched = {table.qualified: table.columns for table in tables}
+    assert searched == {
+        # feeds.yml: pii and erase_by columns, and what the loader derives from them
+        "crm.customers": (
+            "crm_id",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "birth_date",
+            "street",
+            "city",
+            "postcode",
+            "loyalty_id",
+            "email_normalised",
+            "phone_e164",
+        ),
+        "orders.order_lines": ("customer_ref", "customer_ref_normalised", "customer_ref_type"),
+        "clickstream.events": ("anonymous_id", "user_id", "device_id"),
+        "consent.events": ("subject", "subject_normalised", "subject_type"),
+        "erasure.requests": ("subject", "subject_normalised", "subject_type"),
+        # the Python modules that write the tables
+        "landing.quarantine": ("reason", "raw_text", "message"),
+        "landing.duplicates": ("key",),
+        "identity.identifiers": ("id_value", "cluster_id", "customer_id"),
+        "identity.records": ("record_key", "cluster_id", "customer_id"),
+        "identity.customers": ("customer_id", "cluster_id", "anchor"),
+        "identity.history": ("customer_id", "other_customer_id", "reason"),
+        "identity.evidence": ("id_value_l", "id_value_r", "record_key"),
+        "identity.shared_identifiers": ("id_value",),
+        "segments.segment_memberships": ("customer_id",),
+        "ml.customer_clusters": ("customer_id",),
+        "activation.export_members": ("customer_id",),
+        # the dbt ymls' pii columns and the customer id
+        "intermediate.int_identifiers_observed": ("record_key", "id_value"),
+        "marts.dim_customers": (
+            "customer_id",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "loyalty_id",
+        ),
+        "marts.fct_orders": ("customer_id",),
+        "marts.fct_clickstream_events": ("customer_id", "anonymous_id", "user_id", "device_id"),
+        "marts.fct_consent_events": ("customer_id",),
+        "marts.fct_erasure_requests": ("customer_id",),
+        # nobody declared it: every text column
+        "scratch.analyst_extract": ("recipients", "payload"),
+    }
+
+
+def test_every_export_file_has_an_erasure_rule():
+    """Each file an export can write (ml/activation/config.py) has a rule; a new one must get one."""
+    assert {name: export_matching.rule_for(name) for name in FILE_NAMES} == {
+        "audience.csv": export_matching.BY_CUSTOMER_OR_EMAIL,
+        "google_customer_match.csv": export_matching.BY_HASHES,
+        "meta_custom_audience.csv": export_matching.BY_HASHES,
+        "audience.parquet": export_matching.BY_CUSTOMER,
+    }
+    with pytest.raises(NotImplementedError, match="tiktok_audience.csv"):
+        export_matching.rule_for("tiktok_audience.csv")
 
 
 def test_compaction_keeps_every_row_and_does_not_grow_the_file(warehouse: Path):
     with duckdb.connect(str(warehouse)) as connection:
-        process_erasure_requests(
-            connection,
-            exports_root=warehouse.parent / "exports",
-            salt=TEST_SALT,
-            run_id=RUN,
-        )
+        erase(connection, warehouse)
         before_counts = counts(connection)
         views = connection.execute(
             "select count(*) from duckdb_views() where not internal"

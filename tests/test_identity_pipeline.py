@@ -140,6 +140,7 @@ def test_rerunning_identity_changes_nothing(runs, tmp_path):
 
 
 def test_every_fact_carries_its_customer_and_unresolved_rows_are_counted(runs):
+    dbt_build(runs.incremental, "subjects", runs.target)
     dbt_build(runs.incremental, "customers", runs.target)
     with duckdb.connect(str(runs.incremental), read_only=True) as connection:
 

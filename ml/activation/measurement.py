@@ -40,6 +40,9 @@ from ml.warehouse import table_exists
 
 OUTCOMES_TABLE = "marts.fct_campaign_outcomes"
 LIFT_TABLE = "activation.campaign_lift"
+# The columns of each table here that name a person: erasure (ml/privacy/personal_columns.py)
+# deletes a row when one of them names an erased person. The lift holds none (aggregates only).
+PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {LIFT_TABLE: ()}
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
 # Below this many members in a group, the report warns that the normal approximations behind

@@ -60,6 +60,27 @@ create table if not exists {SCHEMA}.history (
 )
 """
 
+# The columns of each table here that name a person (an identifier, a text or key that embeds
+# one, a customer id): erasure (ml/privacy/personal_columns.py) deletes a row when one of them
+# names an erased person. A table with none holds no personal data.
+PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    f"{SCHEMA}.identifiers": ("id_value", "cluster_id", "customer_id"),
+    f"{SCHEMA}.records": ("record_key", "cluster_id", "customer_id"),
+    f"{SCHEMA}.customers": ("customer_id", "cluster_id", "anchor"),
+    f"{SCHEMA}.history": ("customer_id", "other_customer_id", "reason"),
+    f"{SCHEMA}.evidence": ("id_value_l", "id_value_r", "record_key"),
+    f"{SCHEMA}.refused_merges": (
+        "id_value_l",
+        "id_value_r",
+        "record_key",
+        "cluster_id_l",
+        "cluster_id_r",
+    ),
+    f"{SCHEMA}.shared_identifiers": ("id_value",),
+    f"{SCHEMA}.match_links": ("record_id_l", "record_id_r"),  # crm ids
+    f"{SCHEMA}.match_model": (),
+}
+
 
 @dataclass
 class IdentityOutcome:

@@ -118,6 +118,19 @@ create table if not exists landing.validations (
 );
 """
 
+# The columns of each table here that name a person (an identifier, a text or key that embeds
+# one, a customer id): erasure (ml/privacy/personal_columns.py) deletes a row when one of them
+# names an erased person. The ledger tables hold none.
+# (The landed feed tables are declared in feeds.yml: `pii` and `erase_by` columns.)
+PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "landing.quarantine": ("reason", "raw_text", "message"),  # the refused row, quoted
+    "landing.duplicates": ("key",),  # e.g. crm_id=C1000001, updated_at=...
+    "landing.files": (),
+    "landing.erased_rows": (),
+    "landing.removals": (),
+    "landing.validations": (),
+}
+
 # Words in free text that may be an identifier: an email, or a run of [a-z0-9_+] with at least
 # one digit, `_` or `+` (crm, loyalty and user ids, cookies, devices, E.164 phones, customer
 # ids). Applied to lower-cased text by erasure (in DuckDB) and by the loader (in Python), which

@@ -3,11 +3,13 @@
 (Retention is part of landing: each landing asset purges its feed's expired rows right after
 loading, see ml/workflow/landing.py and ml/privacy/retention.py.)
 
-`privacy/erasure_log`: after identity resolution, every pending erasure request is resolved to
-its person and every row about them is deleted from landed tables, staging inputs, marts,
-identity and its history, segment history, ML outputs and the export files; their identifiers
-become salted tombstones the loader drops later rows by. Identity is then resolved again
-without their rows, and the DuckDB file is compacted (ml/workflow/privacy.py).
+`privacy/erasure_log`: after identity resolution and the dbt part `subjects`, every pending
+erasure request is resolved to its person (through int_subjects_resolved, the resolution that
+consent and suppression share) and every row about them is deleted from landed tables,
+staging inputs, marts, identity and its history, segment history, ML outputs and the export
+files; their identifiers become salted tombstones the loader drops later rows by. Identity is
+then resolved again without their rows, and the DuckDB file is compacted
+(ml/workflow/privacy.py).
 
 Every customer model waits for it (orchestration/defs/transform.py), so they are rebuilt from
 what is left.
@@ -20,7 +22,7 @@ from ml.settings import Settings
 from ml.workflow.privacy import erase_requested
 from orchestration.defs.identity import IDENTITY_KEYS
 from orchestration.defs.metadata import table_metadata
-from orchestration.defs.transform import ERASURE_KEY, teal_dbt_feeds
+from orchestration.defs.transform import ERASURE_KEY, teal_dbt_feeds, teal_dbt_subjects
 
 CHECK_NOTHING_LEFT = "erased_people_leave_no_trace"
 CHECK_NO_PENDING = "no_request_left_pending"
@@ -38,6 +40,8 @@ CHECK_NO_PENDING = "no_request_left_pending"
             deps=[
                 *IDENTITY_KEYS.values(),
                 get_asset_key_for_model([teal_dbt_feeds], "stg_erasure__requests"),
+                # who each request is about: the subject resolution consent shares
+                get_asset_key_for_model([teal_dbt_subjects], "int_subjects_resolved"),
             ],
         )
     ],

@@ -102,14 +102,21 @@ def dbt_part(part: str, description: str, after: dg.AssetKey | None = None) -> d
     return assets.map_asset_specs(wait_for_after)
 
 
-# Erasure (orchestration/defs/privacy.py) sits between identity and the customer models,
-# which are rebuilt from what it leaves.
+# Erasure (orchestration/defs/privacy.py) sits between the subjects part and the customer
+# models, which are rebuilt from what it leaves.
 ERASURE_KEY = dg.AssetKey(["privacy", "erasure_log"])
 
 
 teal_dbt_feeds = dbt_part(
     "feeds",
     "Build and test the staging models of the feeds and the identifiers identity resolution reads.",
+)
+# Its models read the identity tables (dbt sources keyed like the identity assets), so the part
+# runs after identity; erasure reads int_subjects_resolved, so it runs before erasure.
+teal_dbt_subjects = dbt_part(
+    "subjects",
+    "Build and test the identity staging views and int_subjects_resolved, the one subject -> "
+    "customer resolution that erasure, consent and suppression read.",
 )
 teal_dbt_customers = dbt_part(
     "customers",
@@ -146,4 +153,6 @@ def summarise_run_results(results: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-defs = dg.Definitions(assets=[teal_dbt_feeds, teal_dbt_customers, teal_dbt_audiences])
+defs = dg.Definitions(
+    assets=[teal_dbt_feeds, teal_dbt_subjects, teal_dbt_customers, teal_dbt_audiences]
+)

@@ -1,8 +1,7 @@
--- One row per consent event with the customer its subject resolves to through identity (null
--- when nobody): the one place consent events meet identity, for fct_consent_events and the
--- consent states. Identity's own decision for the event's record comes first; an event it has
--- not seen yet (landed after the last identity run) resolves through its subject's identifier,
--- so the live consent views see a new withdrawal at once.
+-- One row per consent event with the customer its subject resolves to (null when nobody), as
+-- int_subjects_resolved decides it (identity's decision for the event's record, else its typed
+-- identifier, so the live consent views see a withdrawal landed after the last identity run).
+-- fct_consent_events and the consent states read it.
 with
 
 consent_events as (
@@ -11,16 +10,10 @@ consent_events as (
 
 ),
 
-records as (
+subjects as (
 
-    select * from {{ ref('stg_identity__records') }}
-
-),
-
-identifiers as (
-
-    select * from {{ ref('stg_identity__identifiers') }}
-    where customer_id is not null
+    select * from {{ ref('int_subjects_resolved') }}
+    where source = 'consent'
 
 ),
 
@@ -28,7 +21,7 @@ final as (
 
     select
         consent_events.consent_event_id,
-        coalesce(records.customer_id, identifiers.customer_id) as customer_id,
+        subjects.customer_id,
         consent_events.subject_type,
         consent_events.purpose,
         consent_events.consent_status,
@@ -36,12 +29,8 @@ final as (
         consent_events.consent_source,
         consent_events.recorded_at
     from consent_events
-    left join records
-        on 'consent:' || consent_events.consent_event_id = records.record_key
-    left join identifiers
-        on
-            consent_events.subject_type = identifiers.id_type
-            and consent_events.subject = identifiers.id_value
+    left join subjects
+        on consent_events.consent_event_id = subjects.source_event_id
 
 )
 

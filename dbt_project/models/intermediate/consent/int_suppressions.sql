@@ -23,16 +23,10 @@ erasure_requests as (
 
 ),
 
-records as (
+subjects as (
 
-    select * from {{ ref('stg_identity__records') }}
-
-),
-
-identifiers as (
-
-    select * from {{ ref('stg_identity__identifiers') }}
-    where customer_id is not null
+    select * from {{ ref('int_subjects_resolved') }}
+    where source = 'erasure'
 
 ),
 
@@ -110,24 +104,19 @@ consent_suppressions as (
 
 erasure_requests_resolved as (
 
-    -- identity's decision for the request's record, else (a request landed after the last
-    -- identity run) its subject's identifier
+    -- the customer int_subjects_resolved finds for the request's subject
     select
-        coalesce(records.customer_id, identifiers.customer_id) as customer_id,
+        subjects.customer_id,
         erasure_requests.erasure_request_id,
         erasure_requests.requested_at,
         row_number() over (
-            partition by coalesce(records.customer_id, identifiers.customer_id)
+            partition by subjects.customer_id
             order by erasure_requests.requested_at asc, erasure_requests.erasure_request_id asc
         ) as request_rank
     from erasure_requests
-    left join records
-        on 'erasure:' || erasure_requests.erasure_request_id = records.record_key
-    left join identifiers
-        on
-            erasure_requests.subject_type = identifiers.id_type
-            and erasure_requests.subject = identifiers.id_value
-    where coalesce(records.customer_id, identifiers.customer_id) is not null
+    inner join subjects
+        on erasure_requests.erasure_request_id = subjects.source_event_id
+    where subjects.customer_id is not null
 
 ),
 

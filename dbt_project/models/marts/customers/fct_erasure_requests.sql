@@ -1,4 +1,5 @@
--- One row per erasure request with the customer its subject resolves to (null when nobody).
+-- One row per erasure request with the customer its subject resolves to (null when nobody), as
+-- int_subjects_resolved decides it.
 with
 
 erasure_requests as (
@@ -7,9 +8,10 @@ erasure_requests as (
 
 ),
 
-records as (
+subjects as (
 
-    select * from {{ ref('stg_identity__records') }}
+    select * from {{ ref('int_subjects_resolved') }}
+    where source = 'erasure'
 
 ),
 
@@ -17,12 +19,12 @@ final as (
 
     select
         erasure_requests.erasure_request_id,
-        records.customer_id,
+        subjects.customer_id,
         erasure_requests.subject_type,
         erasure_requests.requested_at
     from erasure_requests
-    left join records
-        on 'erasure:' || erasure_requests.erasure_request_id = records.record_key
+    left join subjects
+        on erasure_requests.erasure_request_id = subjects.source_event_id
 
 )
 
