@@ -20,6 +20,7 @@ DATA_DOCS = (
 
 
 def _relative(path) -> str:
+    """`path` relative to the repository when it is inside it, else as it is."""
     try:
         return str(path.relative_to(REPO_ROOT))
     except ValueError:
@@ -27,6 +28,8 @@ def _relative(path) -> str:
 
 
 def feed_table(connection: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Per feed, in landing order: files landed and quarantined, rows read, loaded,
+    quarantined, duplicate and erased."""
     return connection.execute(
         """
         select
@@ -42,27 +45,37 @@ def feed_table(connection: duckdb.DuckDBPyConnection) -> list[tuple]:
     ).fetchall()
 
 
-def render(connection: duckdb.DuckDBPyConnection, settings: Settings) -> str:
-    lines = [f"Teal: warehouse {_relative(settings.warehouse)}", ""]
+def feed_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """The table of rows per feed, with its header and rule."""
     header = (
         f"{'feed':<12}{'files':>7}{'bad files':>10}{'rows read':>11}{'loaded':>10}"
         f"{'quarantined':>13}{'duplicate':>11}{'erased':>8}"
     )
-    lines += [header, "-" * len(header)]
+    lines = [header, "-" * len(header)]
     for feed, files, bad, read, loaded, quarantined, duplicate, erased in feed_table(connection):
         lines.append(
             f"{feed:<12}{files:>7,}{bad:>10,}{read:>11,}{loaded:>10,}{quarantined:>13,}"
             f"{duplicate:>11,}{erased:>8,}"
         )
+    return lines
+
+
+def quarantined_file_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """The files quarantined whole, with their reasons (nothing when there are none)."""
     bad_files = connection.execute(
         "select file, reason from landing.files where status = 'quarantined' order by file"
     ).fetchall()
-    if bad_files:
-        lines += [
-            "",
-            "Files quarantined whole (fix them and drop them in again; the others loaded):",
-        ]
-        lines += [f"  {file}: {reason}" for file, reason in bad_files]
+    if not bad_files:
+        return []
+    return [
+        "",
+        "Files quarantined whole (fix them and drop them in again; the others loaded):",
+        *(f"  {file}: {reason}" for file, reason in bad_files),
+    ]
+
+
+def validation_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """Great Expectations on each feed's latest batch (nothing when no suite ran)."""
     validations = connection.execute(
         """
         select count(*), count(*) filter (where success), sum(evaluated), sum(successful), sum(warnings)
@@ -70,48 +83,61 @@ def render(connection: duckdb.DuckDBPyConnection, settings: Settings) -> str:
         where (feed, validated_at) in (select feed, max(validated_at) from landing.validations group by feed)
         """
     ).fetchone()
-    if validations and validations[0]:
-        suites, passed, evaluated, successful, warnings = validations
-        lines += [
-            "",
-            f"Great Expectations: {passed} of {suites} suites passed on their latest batch "
-            f"({successful} of {evaluated} expectations met, {warnings} outlier warnings)",
-        ]
-    if table_exists(connection, "identity", "records"):
-        customers, records, unresolved, shared = connection.execute(
-            """
-            select
-                (select count(*) from identity.customers),
-                count(*),
-                count(*) filter (where customer_id is null),
-                (select count(*) from identity.identifiers where status = 'shared')
-            from identity.records
-            """
-        ).fetchone()
-        history = dict(
-            connection.execute(
-                "select event_type, count(*) from identity.history "
-                "where run_id = (select max_by(run_id, event_at) from identity.history) group by all"
-            ).fetchall()
-        )
-        changes = ", ".join(f"{n} {kind}" for kind, n in sorted(history.items())) or "no changes"
-        lines += [
-            f"Identity: {customers:,} customers from {records:,} source records "
-            f"({unresolved:,} resolve to nobody: anonymous browsing or junk identifiers); "
-            f"{shared:,} shared identifiers link nobody; last run: {changes}",
-        ]
-    lines += audience_lines(connection)
-    lines += privacy_lines(connection)
-    counts = dbt_counts(settings.reports)
-    if counts:
-        models = counts.get("model", {})
-        tests = counts.get("test", {})
-        lines.append(
-            f"dbt build: {models.get('success', 0)} models built ({sum(models.values()) - models.get('success', 0)} not), "
-            f"{tests.get('pass', 0)} tests passed, {tests.get('fail', 0) + tests.get('error', 0)} failed, "
-            f"{tests.get('warn', 0)} warned"
-        )
-    lines += [
+    if not (validations and validations[0]):
+        return []
+    suites, passed, evaluated, successful, warnings = validations
+    return [
+        "",
+        f"Great Expectations: {passed} of {suites} suites passed on their latest batch "
+        f"({successful} of {evaluated} expectations met, {warnings} outlier warnings)",
+    ]
+
+
+def identity_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """Customers, records and shared identifiers, and what the last identity run changed."""
+    if not table_exists(connection, "identity", "records"):
+        return []
+    customers, records, unresolved, shared = connection.execute(
+        """
+        select
+            (select count(*) from identity.customers),
+            count(*),
+            count(*) filter (where customer_id is null),
+            (select count(*) from identity.identifiers where status = 'shared')
+        from identity.records
+        """
+    ).fetchone()
+    history = dict(
+        connection.execute(
+            "select event_type, count(*) from identity.history "
+            "where run_id = (select max_by(run_id, event_at) from identity.history) group by all"
+        ).fetchall()
+    )
+    changes = ", ".join(f"{n} {kind}" for kind, n in sorted(history.items())) or "no changes"
+    return [
+        f"Identity: {customers:,} customers from {records:,} source records "
+        f"({unresolved:,} resolve to nobody: anonymous browsing or junk identifiers); "
+        f"{shared:,} shared identifiers link nobody; last run: {changes}",
+    ]
+
+
+def dbt_lines(reports: Path) -> list[str]:
+    """Models built and tests passed, failed and warned over the last dbt builds."""
+    counts = dbt_counts(reports)
+    if not counts:
+        return []
+    models = counts.get("model", {})
+    tests = counts.get("test", {})
+    return [
+        f"dbt build: {models.get('success', 0)} models built ({sum(models.values()) - models.get('success', 0)} not), "
+        f"{tests.get('pass', 0)} tests passed, {tests.get('fail', 0) + tests.get('error', 0)} failed, "
+        f"{tests.get('warn', 0)} warned"
+    ]
+
+
+def where_to_look_lines(settings: Settings) -> list[str]:
+    """The commands and paths to look at next."""
+    return [
         "",
         "Where to look next:",
         "  make quarantine     the rows and files refused, with their reasons (landing.quarantine)",
@@ -124,6 +150,20 @@ def render(connection: duckdb.DuckDBPyConnection, settings: Settings) -> str:
         f"  the warehouse       {_relative(settings.warehouse)} (schemas: landing, one per feed, staging, "
         "intermediate, identity, marts, ml, segments, activation, privacy)",
     ]
+
+
+def render(connection: duckdb.DuckDBPyConnection, settings: Settings) -> str:
+    """The whole summary of the last run, as text: feeds, quarantine, validation, identity,
+    audiences, privacy and exports, dbt, and where to look next."""
+    lines = [f"Teal: warehouse {_relative(settings.warehouse)}", ""]
+    lines += feed_lines(connection)
+    lines += quarantined_file_lines(connection)
+    lines += validation_lines(connection)
+    lines += identity_lines(connection)
+    lines += audience_lines(connection)
+    lines += privacy_lines(connection)
+    lines += dbt_lines(settings.reports)
+    lines += where_to_look_lines(settings)
     return "\n".join(lines)
 
 
@@ -207,6 +247,7 @@ def dbt_counts(reports: Path) -> dict[str, dict[str, int]]:
 
 
 def main(settings: Settings | None = None) -> int:
+    """Print the summary of the warehouse in `settings` (default: from the environment)."""
     settings = settings or Settings.from_env()
     if not settings.warehouse.exists():
         print(f"No warehouse at {settings.warehouse}: run `make run` first.", file=sys.stderr)
