@@ -89,6 +89,7 @@ NEXT_EVENT = np.array([0.28, 0.40, 0.14, 0.11, 0.04, 0.03])
 
 
 def q(value: str) -> str:
+    """`value` as a JSON string (quoted, non-ASCII kept)."""
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -116,6 +117,7 @@ class Vocab:
 
 
 def make_vocab(skus: list[str], campaigns: list[str]) -> Vocab:
+    """Every url and properties fragment an event can carry, pre-quoted, with their offsets."""
     urls: list[str] = []
     props = ["{}"]
     offsets = {}
@@ -187,18 +189,14 @@ class Web:
     device_text: pa.Array  # '"dv_…"' per device, then 'null'
 
 
-def make_web(ctx: Context, people: People, guest_buyer: np.ndarray) -> Web:
-    rng = ctx.rng(CLICKSTREAM, 1)
-    n = people.n
-    account = people.has_account
-    own_count = np.where(account, 1 + rng.binomial(2, 0.35, size=n), np.where(guest_buyer, 1, 0))
-    own_first = np.where(own_count > 0, np.cumsum(own_count) - own_count, -1)
-    slot_person = [np.repeat(np.arange(n), own_count)]
-    n_own = int(own_count.sum())
-
-    # family devices: households with 2+ account holders sometimes share a tablet or laptop
-    family_slot = np.full(n, -1, dtype=np.int64)
-    members = np.flatnonzero(account)
+def _family_devices(
+    rng: np.random.Generator, people: People, n_own: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Households with 2+ account holders sometimes share a tablet or laptop (at least one
+    household does): (per person: slot on the family device or -1, the slots' persons, the
+    slots' devices, how many family devices). Slots and devices are numbered after `n_own`."""
+    family_slot = np.full(people.n, -1, dtype=np.int64)
+    members = np.flatnonzero(people.has_account)
     hh = people.household[members]
     starts = np.flatnonzero(np.r_[True, hh[1:] != hh[:-1]])
     sizes = np.diff(np.r_[starts, len(members)])
@@ -216,16 +214,28 @@ def make_web(ctx: Context, people: People, guest_buyer: np.ndarray) -> Web:
         family_device.extend([n_own + d] * len(who))
         family_slot[who] = np.arange(next_slot, next_slot + len(who))
         next_slot += len(who)
-    slot_person.append(np.array(family_persons, dtype=np.int64))
-    n_devices = n_own + len(chosen)
+    persons = np.array(family_persons, dtype=np.int64)
+    return family_slot, persons, np.array(family_device, dtype=np.int64), len(chosen)
+
+
+def make_web(ctx: Context, people: People, guest_buyer: np.ndarray) -> Web:
+    """Who browses on what: each account holder's 1-3 own devices (a guest buyer's one),
+    shared family devices, anonymous visitors, and the cookies on them."""
+    rng = ctx.rng(CLICKSTREAM, 1)
+    n = people.n
+    account = people.has_account
+    own_count = np.where(account, 1 + rng.binomial(2, 0.35, size=n), np.where(guest_buyer, 1, 0))
+    own_first = np.where(own_count > 0, np.cumsum(own_count) - own_count, -1)
+    n_own = int(own_count.sum())
+    family_slot, family_persons, family_device, shared = _family_devices(rng, people, n_own)
+    n_devices = n_own + shared
 
     # anonymous visitors: one device, one cookie, never a user id
     n_anon = round(0.4 * n)
-    slot_person.append(np.full(n_anon, -1))
-    persons = np.concatenate(slot_person)
-    devices = np.concatenate(
-        [np.arange(n_own), np.array(family_device, dtype=np.int64), n_devices + np.arange(n_anon)]
+    persons = np.concatenate(
+        [np.repeat(np.arange(n), own_count), family_persons, np.full(n_anon, -1)]
     )
+    devices = np.concatenate([np.arange(n_own), family_device, n_devices + np.arange(n_anon)])
     n_devices += n_anon
     n_slots = len(persons)
 
@@ -261,7 +271,7 @@ def make_web(ctx: Context, people: People, guest_buyer: np.ndarray) -> Web:
         cookie_person=cookie_person,
         cookie_prelogged=prelogged,
         n_devices=n_devices,
-        shared_devices=len(chosen),
+        shared_devices=shared,
         cookie_text=cookie_text,
         device_text=pa.concat_arrays([device_text, col.strings(["null"])]),
     )
@@ -269,6 +279,8 @@ def make_web(ctx: Context, people: People, guest_buyer: np.ndarray) -> Web:
 
 @dataclass
 class Sessions:
+    """Every session of the window, by start time."""
+
     kind: np.ndarray
     slot: np.ndarray
     cookie: np.ndarray
@@ -284,12 +296,14 @@ class Sessions:
 
 
 def _pick_slot(rng: np.random.Generator, web: Web, person: np.ndarray) -> np.ndarray:
+    """A slot for each person: one of their own devices, or (35%) the family device."""
     own = web.own_first[person] + (rng.random(len(person)) * web.own_count[person]).astype(np.int64)
     family = web.family_slot[person]
     return np.where((family >= 0) & (rng.random(len(person)) < 0.35), family, own)
 
 
 def _cookie_at(web: Web, slot: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """The cookie on each slot on that window day (the second one after its split day)."""
     return np.where(day < web.slot_split[slot], web.slot_cookie[slot], web.slot_cookie2[slot])
 
 
@@ -307,18 +321,17 @@ def campaign_names(ctx: Context) -> tuple[list[str], np.ndarray]:
     return names, days
 
 
-def make_sessions(
-    ctx: Context, people: People, web: Web, orders: Orders, cons: Consents, guest_buyer: np.ndarray
-) -> Sessions:
-    rng = ctx.rng(CLICKSTREAM, 2)
-    w0, w1 = ctx.clickstream_start_secs, ctx.end_secs
-    account = people.has_account
-    created = col.local_to_utc(people.created, "Europe/London") + 3600
-    parts: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("kind", "slot", "start", "length", "gap", "wants", "order", "campaign")
-    }
+class SessionParts:
+    """Sessions collected kind by kind, one array per column and kind, joined at the end."""
+
+    COLUMNS = ("kind", "slot", "start", "length", "gap", "wants", "order", "campaign")
+
+    def __init__(self) -> None:
+        """Start with no sessions."""
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in self.COLUMNS}
 
     def add(
+        self,
         kind: int,
         slot: np.ndarray,
         start: np.ndarray,
@@ -328,17 +341,34 @@ def make_sessions(
         order: np.ndarray | None = None,
         campaign: np.ndarray | None = None,
     ) -> None:
+        """Add sessions of one kind (order and campaign -1 when not given)."""
         m = len(slot)
-        parts["kind"].append(np.full(m, kind))
-        parts["slot"].append(slot)
-        parts["start"].append(start)
-        parts["length"].append(length)
-        parts["gap"].append(gap)
-        parts["wants"].append(wants)
-        parts["order"].append(order if order is not None else np.full(m, -1))
-        parts["campaign"].append(campaign if campaign is not None else np.full(m, -1))
+        self.parts["kind"].append(np.full(m, kind))
+        self.parts["slot"].append(slot)
+        self.parts["start"].append(start)
+        self.parts["length"].append(length)
+        self.parts["gap"].append(gap)
+        self.parts["wants"].append(wants)
+        self.parts["order"].append(order if order is not None else np.full(m, -1))
+        self.parts["campaign"].append(campaign if campaign is not None else np.full(m, -1))
 
-    # browsing: heavy-tailed activity
+    def joined(self) -> dict[str, np.ndarray]:
+        """Every column over all the sessions added, in the order they were added."""
+        return {k: np.concatenate(v) for k, v in self.parts.items()}
+
+
+def _browsing_sessions(
+    rng: np.random.Generator,
+    parts: SessionParts,
+    people: People,
+    web: Web,
+    created: np.ndarray,
+    w0: int,
+    w1: int,
+) -> None:
+    """Browsing by web users: heavy-tailed activity, none before the customer signed up; a
+    third of account holders' sessions want a login."""
+    account = people.has_account
     users = np.flatnonzero(web.own_count > 0)
     rate = np.where(account[users], 2.2, 0.4) * people.activity[users]
     begin = np.maximum(w0, created[users])
@@ -349,7 +379,7 @@ def make_sessions(
     length = np.minimum(rng.geometric(0.28, size=len(person)), 25)
     wants = account[person] & (rng.random(len(person)) < 0.35)
     length = np.where(wants, np.maximum(length, 2), length)
-    add(
+    parts.add(
         BROWSE,
         _pick_slot(rng, web, person),
         start,
@@ -358,12 +388,21 @@ def make_sessions(
         wants,
     )
 
-    # every member sharing a family device uses it at least once in the window
+
+def _family_device_sessions(
+    rng: np.random.Generator,
+    parts: SessionParts,
+    web: Web,
+    created: np.ndarray,
+    w0: int,
+    w1: int,
+) -> None:
+    """Every member sharing a family device uses it at least once in the window."""
     family = np.flatnonzero(web.family_slot >= 0)
     lo = np.maximum(w0, created[family])
     start = lo + (rng.random(len(family)) * np.maximum(w1 - lo, 0)).astype(np.int64)
     length = np.minimum(rng.geometric(0.28, size=len(family)), 25)
-    add(
+    parts.add(
         BROWSE,
         web.family_slot[family],
         start,
@@ -372,26 +411,48 @@ def make_sessions(
         np.zeros(len(family), bool),
     )
 
-    # purchases of the web orders placed in the window (3% not tracked: ad blockers)
+
+def _purchase_sessions(
+    rng: np.random.Generator,
+    parts: SessionParts,
+    people: People,
+    web: Web,
+    orders: Orders,
+    w0: int,
+    w1: int,
+) -> None:
+    """The sessions of the web orders placed in the window, ending at the order's instant
+    (3% not tracked: ad blockers)."""
     o = np.flatnonzero(orders.web & (orders.utc >= w0) & (orders.utc < w1) & (orders.person >= 0))
     o = o[rng.random(len(o)) < 0.97]
     person = orders.person[o]
     k = np.minimum(orders.line_count[o], 5)
     length = 2 * k + 4
     gap = rng.integers(15, 90, size=len(o))
-    add(
+    parts.add(
         BUY,
         _pick_slot(rng, web, person),
         orders.utc[o] - (length - 1) * gap,
         length,
         gap,
-        account[person],
+        people.has_account[person],
         order=o,
     )
 
-    # e-mail campaigns: opens (and some clicks) by opted-in account holders
-    names, days = campaign_names(ctx)
-    mailable = np.flatnonzero(account & (web.own_count > 0))
+
+def _email_sessions(
+    rng: np.random.Generator,
+    parts: SessionParts,
+    ctx: Context,
+    people: People,
+    web: Web,
+    cons: Consents,
+    created: np.ndarray,
+) -> None:
+    """Opens (and some clicks) of each weekly campaign by opted-in account holders."""
+    w0, w1 = ctx.clickstream_start_secs, ctx.end_secs
+    _, days = campaign_names(ctx)
+    mailable = np.flatnonzero(people.has_account & (web.own_count > 0))
     for c, d in enumerate(days.tolist()):
         send = w0 + d * DAY + 8 * 3600 + int(rng.integers(0, 2 * 3600))
         who = mailable[
@@ -402,7 +463,7 @@ def make_sessions(
         keep = opened < w1 - 3600
         who, opened = who[keep], opened[keep]
         clicks = rng.random(len(who)) < 0.35
-        add(
+        parts.add(
             EMAIL,
             web.own_first[who],
             opened,
@@ -412,11 +473,15 @@ def make_sessions(
             campaign=np.full(len(who), c),
         )
 
-    # anonymous visitors
+
+def _anonymous_sessions(
+    rng: np.random.Generator, parts: SessionParts, web: Web, w0: int, w1: int
+) -> None:
+    """Visits of the anonymous visitors, who never log in."""
     anon_slots = np.flatnonzero(web.slot_person < 0)
     slot = np.repeat(anon_slots, 1 + rng.poisson(0.5, size=len(anon_slots)))
     start = w0 + (rng.random(len(slot)) * (w1 - w0)).astype(np.int64)
-    add(
+    parts.add(
         ANON,
         slot,
         start,
@@ -425,17 +490,16 @@ def make_sessions(
         np.zeros(len(slot), bool),
     )
 
-    s = {k: np.concatenate(v) for k, v in parts.items()}
-    day = np.clip((s["start"] - w0) // DAY, 0, CLICKSTREAM_DAYS - 1)
-    cookie = _cookie_at(web, s["slot"], day)
-    login_at = np.where(
-        s["kind"] == BUY,
-        s["length"] - 3,
-        1 + (rng.random(len(day)) * np.maximum(s["length"] - 1, 1)).astype(np.int64),
-    )
 
-    # The cookie's login: the earliest login among its sessions that want one. Events on the
-    # cookie before that instant carry no user id; the login event and all later ones do.
+def _cookie_logins(
+    web: Web, s: dict[str, np.ndarray], cookie: np.ndarray, login_at: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(per session: holds its cookie's login event, per cookie: the login instant).
+
+    The cookie's login is the earliest login among its sessions that want one. Events on the
+    cookie before that instant carry no user id; the login event and all later ones do.
+    A cookie logged in before the window has -1, one never logged in NEVER.
+    """
     wants = s["wants"] & ~web.cookie_prelogged[cookie]
     candidate = np.where(wants, s["start"] + login_at * s["gap"], NEVER)
     order = np.lexsort((candidate, cookie))
@@ -445,6 +509,33 @@ def make_sessions(
     logs_in[first] = True
     login_time = np.where(web.cookie_prelogged, -1, NEVER)
     login_time[cookie[first]] = candidate[first]
+    return logs_in, login_time
+
+
+def make_sessions(
+    ctx: Context, people: People, web: Web, orders: Orders, cons: Consents, guest_buyer: np.ndarray
+) -> Sessions:
+    """Every session of the window, by start: browsing, family devices, purchases, e-mail
+    opens and anonymous visits, each on a cookie, with the cookies' logins."""
+    rng = ctx.rng(CLICKSTREAM, 2)
+    w0, w1 = ctx.clickstream_start_secs, ctx.end_secs
+    created = col.local_to_utc(people.created, "Europe/London") + 3600
+    parts = SessionParts()
+    _browsing_sessions(rng, parts, people, web, created, w0, w1)
+    _family_device_sessions(rng, parts, web, created, w0, w1)
+    _purchase_sessions(rng, parts, people, web, orders, w0, w1)
+    _email_sessions(rng, parts, ctx, people, web, cons, created)
+    _anonymous_sessions(rng, parts, web, w0, w1)
+
+    s = parts.joined()
+    day = np.clip((s["start"] - w0) // DAY, 0, CLICKSTREAM_DAYS - 1)
+    cookie = _cookie_at(web, s["slot"], day)
+    login_at = np.where(
+        s["kind"] == BUY,
+        s["length"] - 3,
+        1 + (rng.random(len(day)) * np.maximum(s["length"] - 1, 1)).astype(np.int64),
+    )
+    logs_in, login_time = _cookie_logins(web, s, cookie, login_at)
 
     by_start = np.argsort(s["start"], kind="stable")
     return Sessions(
@@ -473,6 +564,7 @@ class Batch:
     file_day: np.ndarray
 
     def select(self, mask: np.ndarray) -> Batch:
+        """The events where `mask` is true."""
         idx = np.flatnonzero(mask)
         return Batch(
             self.lines.take(pa.array(idx)),
@@ -483,6 +575,7 @@ class Batch:
 
 
 def concat(batches: list[Batch]) -> Batch:
+    """The events of all `batches`, in order (an empty batch when there are none)."""
     batches = [b for b in batches if len(b.occurred)]
     if not batches:
         return Batch(pa.array([], pa.string()), *(np.zeros(0, np.int64),) * 3)
@@ -496,9 +589,12 @@ def concat(batches: list[Batch]) -> Batch:
 
 
 class Generator:
+    """Renders the events of sessions, remembering which cookies, slots and users appeared."""
+
     def __init__(
         self, ctx: Context, people: People, web: Web, sess: Sessions, orders: Orders, cat: Catalogue
     ) -> None:
+        """Pre-render the vocabulary, skus, user ids and event types; nothing used yet."""
         self.ctx, self.people, self.web, self.sess, self.orders, self.cat = (
             ctx,
             people,
@@ -523,7 +619,57 @@ class Generator:
 
     def expand(self, rng: np.random.Generator, sessions: np.ndarray) -> Batch:
         """All events of the given sessions, rendered as JSON lines."""
-        s, v, ctx = self.sess, self.vocab, self.ctx
+        s, ctx = self.sess, self.ctx
+        sid, pos, kind, logs_in, t = self._event_times(rng, sessions)
+        n = len(sid)
+        order = np.maximum(s.order[sid], 0)
+        k = np.minimum(self.orders.line_count[order], 5)
+        etype, in_pairs = _event_types(rng, pos, kind, logs_in, k)
+        buy = kind == BUY
+
+        slot = s.slot[sid]
+        person = self.web.slot_person[slot]
+        cookie = s.cookie[sid]
+        has_user = t >= self.sess.login_time[cookie]
+        sku = self._event_skus(rng, sid, pos, etype, in_pairs, order, k)
+        has_sku = np.isin(etype, (PRODUCT_VIEW, ADD_TO_CART, REMOVE_FROM_CART))
+        campaign = np.maximum(s.campaign[sid], 0)
+        query = rng.integers(0, len(vocab.SEARCH_QUERIES), size=n)
+        page = np.where(rng.random(n) < 0.5, 0, rng.integers(0, len(vocab.PAGES), size=n))
+        url = _event_urls(self.vocab, etype, pos, buy, has_sku, sku, query, page, campaign)
+        props_text = self._event_properties(
+            rng, etype, pos, buy, in_pairs, k, query, campaign, order
+        )
+
+        # the e-mail pixel cannot fingerprint the device
+        device = np.where(etype == EMAIL_OPEN, self.web.n_devices, self.web.slot_device[slot])
+        user = np.where(has_user, person, self.people.n)
+        self.cookie_used[cookie] = True
+        self.slot_used[slot[etype != EMAIL_OPEN]] = True
+        self.user_used[person[has_user]] = True
+        self.events += n
+
+        lines = self._render_lines(
+            rng,
+            etype,
+            cookie,
+            user,
+            device,
+            t,
+            url,
+            np.where(has_sku, sku, self.cat.base),
+            props_text,
+        )
+        day = (t - ctx.clickstream_start_secs) // DAY
+        return Batch(lines, t, t + rng.integers(0, 6, size=n), day)
+
+    def _event_times(
+        self, rng: np.random.Generator, sessions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One row per event of `sessions` inside the window: (session, position in it,
+        session kind, is the cookie's login, instant). Events follow each other by the
+        session's gap, jittered, except the purchase (at the order's instant) and the login."""
+        s = self.sess
         length = s.length[sessions]
         sid = np.repeat(sessions, length)
         n = len(sid)
@@ -536,27 +682,23 @@ class Generator:
             ((kind == BUY) & last) | logs_in, 0, jitter
         )  # purchase at the order's instant
         t = s.start[sid] + pos * gap + jitter
-        keep = (t >= ctx.clickstream_start_secs) & (t < ctx.end_secs)
-        sid, pos, kind, logs_in, t = sid[keep], pos[keep], kind[keep], logs_in[keep], t[keep]
+        keep = (t >= self.ctx.clickstream_start_secs) & (t < self.ctx.end_secs)
+        return sid[keep], pos[keep], kind[keep], logs_in[keep], t[keep]
+
+    def _event_skus(
+        self,
+        rng: np.random.Generator,
+        sid: np.ndarray,
+        pos: np.ndarray,
+        etype: np.ndarray,
+        in_pairs: np.ndarray,
+        order: np.ndarray,
+        k: np.ndarray,
+    ) -> np.ndarray:
+        """The product of each event: the order's lines in a purchase session's view/add
+        pairs, else a popular product, often the one viewed just before."""
         n = len(sid)
-        order = np.maximum(s.order[sid], 0)
-        k = np.minimum(self.orders.line_count[order], 5)
-
-        etype = np.where(pos == 0, PAGE_VIEW, rng.choice(len(NEXT_EVENT), size=n, p=NEXT_EVENT))
-        buy = kind == BUY
         pair = (pos - 1) // 2
-        in_pairs = buy & (pos >= 1) & (pos <= 2 * k)
-        etype = np.where(in_pairs, np.where((pos - 1) % 2 == 0, PRODUCT_VIEW, ADD_TO_CART), etype)
-        etype = np.where(buy & (pos == 2 * k + 1), PAGE_VIEW, etype)  # the basket
-        etype = np.where(buy & (pos == 2 * k + 2), CHECKOUT_START, etype)
-        etype = np.where(buy & (pos == 2 * k + 3), PURCHASE, etype)
-        etype = np.where(kind == EMAIL, np.where(pos == 0, EMAIL_OPEN, EMAIL_CLICK), etype)
-        etype = np.where(logs_in, LOGIN, etype)
-
-        slot = s.slot[sid]
-        person = self.web.slot_person[slot]
-        cookie = s.cookie[sid]
-        has_user = t >= self.sess.login_time[cookie]
         popular = rng.choice(self.cat.base, size=n, p=self.cat.popularity)
         line_sku = self.orders.sku[
             self.orders.line_start[order] + np.clip(pair, 0, None) % np.maximum(k, 1)
@@ -574,22 +716,23 @@ class Generator:
             )
             again &= rng.random(n) < 0.4
             sku = np.where(again, np.roll(sku, 1), sku)
-        has_sku = np.isin(etype, (PRODUCT_VIEW, ADD_TO_CART, REMOVE_FROM_CART))
-        campaign = np.maximum(s.campaign[sid], 0)
-        query = rng.integers(0, len(vocab.SEARCH_QUERIES), size=n)
-        page = np.where(rng.random(n) < 0.5, 0, rng.integers(0, len(vocab.PAGES), size=n))
+        return sku
 
-        url = np.full(n, v.url_page) + page
-        url = np.where(has_sku & (etype != REMOVE_FROM_CART), v.url_product + sku, url)
-        url = np.where(etype == REMOVE_FROM_CART, v.url_basket, url)
-        url = np.where(buy & (etype == PAGE_VIEW) & (pos > 0), v.url_basket, url)
-        url = np.where(etype == SEARCH, v.url_search + query, url)
-        url = np.where(etype == CHECKOUT_START, v.url_checkout, url)
-        url = np.where(etype == PURCHASE, v.url_confirmation, url)
-        url = np.where(etype == LOGIN, v.url_login, url)
-        url = np.where(etype == EMAIL_CLICK, v.url_campaign + campaign, url)
-        url = np.where(etype == EMAIL_OPEN, v.url_null, url)
-
+    def _event_properties(
+        self,
+        rng: np.random.Generator,
+        etype: np.ndarray,
+        pos: np.ndarray,
+        buy: np.ndarray,
+        in_pairs: np.ndarray,
+        k: np.ndarray,
+        query: np.ndarray,
+        campaign: np.ndarray,
+        order: np.ndarray,
+    ) -> pa.Array:
+        """The `properties` JSON of each event: referrer, query, quantity, items, login
+        method, campaign, or the order id of a purchase."""
+        v, n = self.vocab, len(etype)
         props = np.where(
             (etype == PAGE_VIEW) & (pos == 0) & (rng.random(n) < 0.3),
             v.p_referrer + rng.integers(0, len(vocab.REFERRERS), size=n),
@@ -613,17 +756,24 @@ class Generator:
                 n, b'{"order_id":"O', col.digits(self.orders.number[order], 9), b'"}'
             )
             props_text = pc.if_else(pa.array(purchase), order_json, props_text)
+        return props_text
 
-        # the e-mail pixel cannot fingerprint the device
-        device = np.where(etype == EMAIL_OPEN, self.web.n_devices, self.web.slot_device[slot])
-        user = np.where(has_user, person, self.people.n)
-
-        self.cookie_used[cookie] = True
-        self.slot_used[slot[etype != EMAIL_OPEN]] = True
-        self.user_used[person[has_user]] = True
-        self.events += n
-
-        lines = col.join(
+    def _render_lines(
+        self,
+        rng: np.random.Generator,
+        etype: np.ndarray,
+        cookie: np.ndarray,
+        user: np.ndarray,
+        device: np.ndarray,
+        t: np.ndarray,
+        url: np.ndarray,
+        sku: np.ndarray,
+        props_text: pa.Array,
+    ) -> pa.Array:
+        """The JSON line of each event, with a fresh event id (`user`, `device` and `sku`
+        index their texts; the last entry of each is null)."""
+        n = len(etype)
+        return col.join(
             col.fixed(n, b'{"event_id":"', col.hex_ids(rng, n), b'","event_type":'),
             self.type_text.take(pa.array(etype)),
             ',"anonymous_id":',
@@ -633,15 +783,64 @@ class Generator:
             ',"device_id":',
             self.web.device_text.take(pa.array(device)),
             col.fixed(n, b',"occurred_at":"', col.datetime_matrix(t), b'Z","url":'),
-            v.url.take(pa.array(url)),
+            self.vocab.url.take(pa.array(url)),
             ',"product_sku":',
-            self.sku_text.take(pa.array(np.where(has_sku, sku, self.cat.base))),
+            self.sku_text.take(pa.array(sku)),
             ',"properties":',
             props_text,
             "}\n",
         )
-        day = (t - ctx.clickstream_start_secs) // DAY
-        return Batch(lines, t, t + rng.integers(0, 6, size=n), day)
+
+
+def _event_types(
+    rng: np.random.Generator,
+    pos: np.ndarray,
+    kind: np.ndarray,
+    logs_in: np.ndarray,
+    k: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(event type, is in a purchase's view/add pairs) of each event.
+
+    Browsing lands on a page, then does what NEXT_EVENT says; a purchase session views and
+    adds each of its `k` products, opens the basket, checks out and buys; an e-mail session
+    opens and may click; the cookie's login event is a login.
+    """
+    n = len(pos)
+    etype = np.where(pos == 0, PAGE_VIEW, rng.choice(len(NEXT_EVENT), size=n, p=NEXT_EVENT))
+    buy = kind == BUY
+    in_pairs = buy & (pos >= 1) & (pos <= 2 * k)
+    etype = np.where(in_pairs, np.where((pos - 1) % 2 == 0, PRODUCT_VIEW, ADD_TO_CART), etype)
+    etype = np.where(buy & (pos == 2 * k + 1), PAGE_VIEW, etype)  # the basket
+    etype = np.where(buy & (pos == 2 * k + 2), CHECKOUT_START, etype)
+    etype = np.where(buy & (pos == 2 * k + 3), PURCHASE, etype)
+    etype = np.where(kind == EMAIL, np.where(pos == 0, EMAIL_OPEN, EMAIL_CLICK), etype)
+    etype = np.where(logs_in, LOGIN, etype)
+    return etype, in_pairs
+
+
+def _event_urls(
+    v: Vocab,
+    etype: np.ndarray,
+    pos: np.ndarray,
+    buy: np.ndarray,
+    has_sku: np.ndarray,
+    sku: np.ndarray,
+    query: np.ndarray,
+    page: np.ndarray,
+    campaign: np.ndarray,
+) -> np.ndarray:
+    """The url (an index into `v.url`) of each event, by its type."""
+    url = np.full(len(etype), v.url_page) + page
+    url = np.where(has_sku & (etype != REMOVE_FROM_CART), v.url_product + sku, url)
+    url = np.where(etype == REMOVE_FROM_CART, v.url_basket, url)
+    url = np.where(buy & (etype == PAGE_VIEW) & (pos > 0), v.url_basket, url)
+    url = np.where(etype == SEARCH, v.url_search + query, url)
+    url = np.where(etype == CHECKOUT_START, v.url_checkout, url)
+    url = np.where(etype == PURCHASE, v.url_confirmation, url)
+    url = np.where(etype == LOGIN, v.url_login, url)
+    url = np.where(etype == EMAIL_CLICK, v.url_campaign + campaign, url)
+    url = np.where(etype == EMAIL_OPEN, v.url_null, url)
+    return url
 
 
 GHOST_KINDS = (
@@ -705,6 +904,8 @@ def ghost_line(
 
 @dataclass
 class ClickstreamTruth:
+    """What the ground truth needs from the clickstream: what was used, and the mess counts."""
+
     cookie_used: np.ndarray
     slot_used: np.ndarray
     user_used: np.ndarray
@@ -715,9 +916,80 @@ class ClickstreamTruth:
     shared_devices: int
 
 
+class Deliveries:
+    """How the tracker delivers events to the daily files: late ones, retries, re-sends.
+
+    Events wait in `pending` for the file of the day they are delivered on; `resend_in` holds
+    yesterday's events delivered again today. The counts feed the ground truth.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        """Nothing delivered yet."""
+        self.ctx = ctx
+        self.pending: dict[int, list[Batch]] = {}
+        self.resend_in = concat([])
+        self.retried = self.resent = self.late = 0
+
+    def schedule(self, rng: np.random.Generator, batch: Batch) -> None:
+        """Queue a day's events for their files: ~1% arrive 1-3 days after the day they
+        happened, at a random time of that day."""
+        delay = rng.integers(1, 4, size=len(batch.file_day))
+        is_late = (rng.random(len(delay)) < 0.01) & (batch.file_day + delay < CLICKSTREAM_DAYS)
+        self.late += int(is_late.sum())
+        batch.file_day = np.where(is_late, batch.file_day + delay, batch.file_day)
+        arrival = (
+            self.ctx.clickstream_start_secs
+            + batch.file_day * DAY
+            + rng.integers(0, DAY, size=len(delay))
+        )
+        batch.received = np.where(is_late, arrival, batch.received)
+        for f in np.unique(batch.file_day).tolist():
+            self.pending.setdefault(f, []).append(batch.select(batch.file_day == f))
+
+    def file_lines(self, rng: np.random.Generator, d: int) -> tuple[pa.Array, int]:
+        """(the lines of day `d`'s file in order of receipt, how many are duplicates).
+
+        The file holds the events delivered that day, ~1% of them retried (the same line
+        again, a little later) and yesterday's re-sent ones; ~0.5% of today's are kept to be
+        re-sent in tomorrow's file.
+        """
+        originals = concat(self.pending.pop(d, []))
+        n = len(originals.occurred)
+        n_retry = int(0.01 * n + rng.random())
+        again = rng.choice(n, size=min(n, n_retry), replace=False) if n else np.zeros(0, np.int64)
+        retries = originals.select(np.isin(np.arange(n), again))
+        retries.received = retries.received + rng.integers(1, 600, size=len(retries.received))
+        self.retried += len(retries.received)
+        content = concat([originals, retries, self.resend_in])
+        duplicates = len(retries.received) + len(self.resend_in.received)
+        self.resent += len(self.resend_in.received)
+        order = np.argsort(content.received, kind="stable")
+        lines = content.lines.take(pa.array(order))
+        self.resend_in = self._resent_tomorrow(rng, originals, d)
+        return lines, duplicates
+
+    def _resent_tomorrow(self, rng: np.random.Generator, originals: Batch, d: int) -> Batch:
+        """~0.5% of day `d`'s events (at least one on the first day), delivered again at a
+        random time of the next day; none after the last day."""
+        n = len(originals.occurred)
+        if not (d + 1 < CLICKSTREAM_DAYS and n):
+            return concat([])
+        count = int(0.005 * n + rng.random()) or int(d == 0)  # at least one on the first day
+        pick = np.isin(np.arange(n), rng.choice(n, size=min(n, count), replace=False))
+        resend = originals.select(pick)
+        resend.received = (
+            self.ctx.clickstream_start_secs
+            + (d + 1) * DAY
+            + rng.integers(0, DAY, size=len(resend.received))
+        )
+        return resend
+
+
 def write(
     ctx: Context, people: People, orders: Orders, cons: Consents, cat: Catalogue, landing: Landing
 ) -> tuple[Web, ClickstreamTruth]:
+    """Write one events file per day of the window (with the deliberate mess) and return the
+    web (slots, cookies, devices) and what the ground truth needs."""
     in_window = orders.web & (orders.utc >= ctx.clickstream_start_secs) & (orders.person >= 0)
     guest_buyer = np.zeros(people.n, bool)
     guest_buyer[orders.person[in_window & (orders.ref_kind == REF_EMAIL)]] = True
@@ -731,52 +1003,12 @@ def write(
     plan_rng = ctx.rng(CLICKSTREAM, 3)
     specs = allocate(GHOST_KINDS, int(sess.length.sum()))
     ghost_day = plan_rng.integers(0, CLICKSTREAM_DAYS, size=len(specs))
-    pending: dict[int, list[Batch]] = {}
-    resend_in = concat([])
-    retried = resent = late = 0
+    deliveries = Deliveries(ctx)
     ghost_number = 0
     for d in range(CLICKSTREAM_DAYS):
         rng = ctx.rng(CLICKSTREAM, 100, d)
-        batch = gen.expand(rng, np.arange(bounds[d], bounds[d + 1]))
-        # late deliveries: ~1% arrive 1-3 days after the day they happened
-        delay = rng.integers(1, 4, size=len(batch.file_day))
-        is_late = (rng.random(len(delay)) < 0.01) & (batch.file_day + delay < CLICKSTREAM_DAYS)
-        late += int(is_late.sum())
-        batch.file_day = np.where(is_late, batch.file_day + delay, batch.file_day)
-        arrival = (
-            ctx.clickstream_start_secs
-            + batch.file_day * DAY
-            + rng.integers(0, DAY, size=len(delay))
-        )
-        batch.received = np.where(is_late, arrival, batch.received)
-        for f in np.unique(batch.file_day).tolist():
-            pending.setdefault(f, []).append(batch.select(batch.file_day == f))
-
-        originals = concat(pending.pop(d, []))
-        n = len(originals.occurred)
-        # retried deliveries: the same line again, a little later, in the same file
-        n_retry = int(0.01 * n + rng.random())
-        again = rng.choice(n, size=min(n, n_retry), replace=False) if n else np.zeros(0, np.int64)
-        retries = originals.select(np.isin(np.arange(n), again))
-        retries.received = retries.received + rng.integers(1, 600, size=len(retries.received))
-        retried += len(retries.received)
-        content = concat([originals, retries, resend_in])
-        duplicates = len(retries.received) + len(resend_in.received)
-        resent += len(resend_in.received)
-        order = np.argsort(content.received, kind="stable")
-        lines = content.lines.take(pa.array(order))
-        # re-sent: ~0.5% of today's events are delivered again in tomorrow's file
-        if d + 1 < CLICKSTREAM_DAYS and n:
-            count = int(0.005 * n + rng.random()) or int(d == 0)  # at least one on the first day
-            pick = np.isin(np.arange(n), rng.choice(n, size=min(n, count), replace=False))
-            resend_in = originals.select(pick)
-            resend_in.received = (
-                ctx.clickstream_start_secs
-                + (d + 1) * DAY
-                + rng.integers(0, DAY, size=len(resend_in.received))
-            )
-        else:
-            resend_in = concat([])
+        deliveries.schedule(rng, gen.expand(rng, np.arange(bounds[d], bounds[d + 1])))
+        lines, duplicates = deliveries.file_lines(rng, d)
         mine = [specs[i] for i in np.flatnonzero(ghost_day == d).tolist()]
         bad = []
         day_secs = ctx.clickstream_start_secs + d * DAY
@@ -793,8 +1025,8 @@ def write(
         gen.slot_used,
         gen.user_used,
         gen.events,
-        retried,
-        resent,
-        late,
+        deliveries.retried,
+        deliveries.resent,
+        deliveries.late,
         web.shared_devices,
     )
