@@ -4,7 +4,19 @@ Each function takes one raw value and returns its normal form, or raises `Invali
 with a sentence a person can act on. `normalise_unique` applies one to a whole column
 by computing each distinct value once, which keeps millions of rows cheap.
 
-Used by the loader (validation and normalisation on landing) and by identity matching.
+One normal form per identifier, used by the loader (validation and normalisation on landing),
+by identity matching and by activation alike:
+
+* e-mail: `email_normal_form` (Unicode NFC, trimmed, lower-cased). `normalise_email` is the
+  landing check: it validates the syntax first (about 80 microseconds a value), then returns
+  the same normal form. Identity reads addresses landing has already checked, and compares an
+  unchecked file's addresses in the same normal form without the cost of validating each.
+* phone: E.164 (`normalise_phone`, validating, with the region for national notations);
+  `phone_normal_form` is the same with "not a phone number" as None instead of an error, and a
+  value already in E.164 passes as it is.
+
+The formats of crm ids and loyalty ids come from `identifier_patterns` in
+`ml/landing/feeds.yml`, the feed contract, and nowhere else.
 """
 
 from __future__ import annotations
@@ -13,20 +25,51 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
+from functools import cache
+from pathlib import Path
 
 import phonenumbers
+import yaml
 from email_validator import EmailNotValidError, validate_email
 
-CRM_ID = re.compile(r"^C[0-9]{7}$")
-LOYALTY_ID = re.compile(r"^L[0-9]{8}$")
+FEEDS_FILE = Path(__file__).with_name("landing") / "feeds.yml"
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 class InvalidValue(ValueError):
     """A value that cannot be normalised; the message says why, without naming the column."""
 
 
+@cache
+def identifier_pattern(kind: str) -> re.Pattern[str]:
+    """The pattern of an identifier kind (`crm_id`, `loyalty_id`) from the feed contract.
+
+    Read from `identifier_patterns` in ml/landing/feeds.yml (by path: this module sits below
+    the landing package, which imports it).
+    """
+    with open(FEEDS_FILE, encoding="utf-8") as handle:
+        patterns = (yaml.safe_load(handle) or {}).get("identifier_patterns") or {}
+    if kind not in patterns:
+        raise KeyError(
+            f"{FEEDS_FILE}: identifier_patterns has no {kind!r}; add its pattern there "
+            f"(known: {', '.join(sorted(patterns))})"
+        )
+    return re.compile(patterns[kind])
+
+
+def email_normal_form(value: str) -> str | None:
+    """The one normal form of an e-mail address: Unicode NFC, trimmed, lower-cased (None when
+    empty). No check of the syntax: see `normalise_email` for that.
+
+    >>> email_normal_form("  John.Smith@Example.ORG ")
+    'john.smith@example.org'
+    """
+    text = unicodedata.normalize("NFC", value).strip().lower()
+    return text or None
+
+
 def normalise_email(value: str) -> str:
-    """Trim and lower-case an email address after checking its syntax (no DNS lookup).
+    """Check an e-mail address's syntax (landing; no DNS lookup), then its normal form.
 
     >>> normalise_email("  John.Smith@Example.ORG ")
     'john.smith@example.org'
@@ -38,7 +81,7 @@ def normalise_email(value: str) -> str:
         checked = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidValue(f"is not a valid email address ({exc})") from None
-    return checked.normalized.lower()
+    return email_normal_form(checked.normalized) or ""
 
 
 def normalise_phone(value: str, region: str | None = None) -> str:
@@ -65,6 +108,24 @@ def normalise_phone(value: str, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def phone_normal_form(value: str, region: str | None = None) -> str | None:
+    """E.164 as `normalise_phone` gives it, or None for what is not a valid phone number.
+
+    A value already written in E.164 (``+`` and 7 to 15 digits) is its own normal form and is
+    returned as it is, which keeps a million normalised phones cheap.
+
+    >>> phone_normal_form("020 7946 0018", "GB"), phone_normal_form("n/a", "GB")
+    ('+442079460018', None)
+    """
+    text = value.strip()
+    if _E164.match(text):
+        return text
+    try:
+        return normalise_phone(text, region)
+    except InvalidValue:
+        return None
+
+
 REFERENCE_KINDS = ("email", "crm_id", "loyalty_id")
 _KIND_WORDS = {
     "email": "an email",
@@ -82,9 +143,9 @@ def classify_reference(value: str, kinds: tuple[str, ...] = REFERENCE_KINDS) -> 
     upper = candidate.upper()
     if "@" in candidate and "email" in kinds:
         return normalise_email(candidate), "email"
-    if CRM_ID.match(upper) and "crm_id" in kinds:
+    if "crm_id" in kinds and identifier_pattern("crm_id").match(upper):
         return upper, "crm_id"
-    if LOYALTY_ID.match(upper) and "loyalty_id" in kinds:
+    if "loyalty_id" in kinds and identifier_pattern("loyalty_id").match(upper):
         return upper, "loyalty_id"
     words = [_KIND_WORDS[k] for k in kinds]
     listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]

@@ -3,14 +3,20 @@
 Comparing every pair is quadratic; blocking compares only records that agree exactly on at
 least one *blocking key* (a rule: one or more normalised columns, all non-empty). The union of
 several rules keeps recall high: each rule leaves out a different field, so a duplicate with a
-typo in one field is still found through another. Keys shared by more records than
-`max_block_size` are skipped (and reported): "Smith, born 1980" in a national file would
-otherwise produce millions of useless pairs.
+typo in one field, or a field its source does not have, is still found through another. The
+full name alone is a rule (and its sound and initial variants are rules): two records of one
+person from a source without addresses and a source without birth dates share nothing else.
+
+**Common keys.** A key shared by more than `max_block_size` records ("John Smith" in a
+national file) would produce a flood of useless pairs. Within such a block, only pairs where a
+second field agrees (birth year, postcode district, mailbox name or phone: `REFINE_COLUMNS`)
+or where no second field can tell them apart (each of those fields is missing on one side or
+the other) are compared. Keys shared by more than `max_refined_block_size` records are skipped
+whole. Both are reported: keys refined or skipped, and the pairs they left out.
 
 The rules run in an in-memory DuckDB over the prepared keys: a key table (rule, hash of the
-key columns, record) is built with one ``union all``, oversized keys are dropped, and a
-self-join emits each pair once (left position < right position) with a bit mask of the rules
-that produced it.
+key columns, record) is built with one ``union all``, and a self-join emits each pair once
+(left position < right position) with a bit mask of the rules that produced it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ import duckdb
 import numpy as np
 
 from ml.identity.comparisons import BLOCKING_COLUMNS, PreparedRecords
+
+REFINE_COLUMNS = ("birth_year", "postcode_prefix", "email_local", "phone")
+"""Second fields that decide which pairs of a very common key are compared."""
 
 
 @dataclass(frozen=True)
@@ -41,12 +50,30 @@ class BlockingRule:
 
 
 DEFAULT_RULES: tuple[BlockingRule, ...] = (
+    BlockingRule("full_name", ("full_name",), "same first and last name (either order)"),
+    BlockingRule(
+        "full_name_sound",
+        ("full_name_sound",),
+        "first and last names that sound alike (Soundex, either order)",
+    ),
+    BlockingRule(
+        "initial_last_name",
+        ("first_initial_last",),
+        "same last name and first-name initial",
+    ),
+    BlockingRule("email", ("email",), "same e-mail address"),
+    BlockingRule("email_local", ("email_local",), "same mailbox name (before the @)"),
+    BlockingRule("phone", ("phone",), "same phone number"),
     BlockingRule(
         "dob_initials",
         ("dob", "initials"),
         "same date of birth and the same two initials (either order)",
     ),
-    BlockingRule("dob_postcode", ("dob", "postcode"), "same date of birth and postcode"),
+    BlockingRule(
+        "first_sound_dob",
+        ("first_sound", "dob"),
+        "first names that sound alike and the same date of birth",
+    ),
     BlockingRule(
         "last_sound_dob",
         ("last_sound", "dob"),
@@ -57,6 +84,8 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
         ("last_sound", "birth_year", "first_initial"),
         "last names that sound alike, the same birth year and first-name initial",
     ),
+    BlockingRule("dob_postcode", ("dob", "postcode"), "same date of birth and postcode"),
+    BlockingRule("dob_city", ("dob", "city"), "same date of birth and city"),
     BlockingRule(
         "postcode_first_initial",
         ("postcode", "first_initial"),
@@ -68,28 +97,13 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
         "same postcode and last names that sound alike",
     ),
     BlockingRule("postcode_birth_year", ("postcode", "birth_year"), "same postcode and birth year"),
-    BlockingRule(
-        "full_name_birth_year",
-        ("full_name", "birth_year"),
-        "same first and last name (either order) and birth year",
-    ),
-    BlockingRule(
-        "full_name_district",
-        ("full_name", "postcode_prefix"),
-        "same first and last name (either order) and postcode district",
-    ),
     BlockingRule("street_postcode", ("street", "postcode"), "same street line and postcode"),
     BlockingRule("street_city", ("street", "city"), "same street line and city"),
-    BlockingRule("dob_city", ("dob", "city"), "same date of birth and city"),
-    BlockingRule("email_local", ("email_local",), "same mailbox name (before the @)"),
-    BlockingRule("phone", ("phone",), "same phone number (last 9 digits)"),
-    BlockingRule(
-        "full_name_city", ("full_name", "city"), "same first and last name (either order) and city"
-    ),
 )
-"""The default rules: every two of {first name, last name, date of birth, address} share a rule
-(on a key that survives most typos: initials, Soundex, birth year, postcode), so a duplicate with
-one or two damaged fields is still compared; e-mail and phone catch people who moved."""
+"""The default rules: the full name alone (as written, as it sounds, as initial and last
+name), e-mail and phone alone, and every two of {first name, last name, date of birth,
+address} on keys that survive most typos (initials, Soundex, birth year, postcode), so a
+duplicate with one or two damaged or missing fields is still compared."""
 
 
 @dataclass
@@ -101,8 +115,10 @@ class CandidatePairs:
     rules: np.ndarray  # int64 bit mask over rule_names
     rule_names: tuple[str, ...]
     pairs_by_rule: dict[str, int] = field(default_factory=dict)
-    skipped_keys: dict[str, int] = field(default_factory=dict)
-    skipped_records: dict[str, int] = field(default_factory=dict)
+    refined_keys: dict[str, int] = field(default_factory=dict)  # common keys, second field
+    skipped_keys: dict[str, int] = field(default_factory=dict)  # too common even for that
+    skipped_records: dict[str, int] = field(default_factory=dict)  # records in skipped keys
+    skipped_pairs: dict[str, int] = field(default_factory=dict)  # pairs left out by both
 
     def __len__(self) -> int:
         return len(self.left)
@@ -125,60 +141,111 @@ def block(
     rules: tuple[BlockingRule, ...] = DEFAULT_RULES,
     max_block_size: int = 200,
     threads: int | None = None,
+    max_refined_block_size: int = 5000,
 ) -> CandidatePairs:
     """Candidate pairs from the union of `rules` (see the module docstring)."""
     if len(rules) > 62:
         raise ValueError("at most 62 blocking rules")
+    if not 2 <= max_block_size <= max_refined_block_size:
+        raise ValueError("need 2 <= max_block_size <= max_refined_block_size")
     names = tuple(rule.name for rule in rules)
     empty = np.zeros(0, dtype=np.int64)
+    pairs = CandidatePairs(empty, empty, empty, names)
+    for name in names:
+        for report in (
+            pairs.pairs_by_rule,
+            pairs.refined_keys,
+            pairs.skipped_keys,
+            pairs.skipped_records,
+            pairs.skipped_pairs,
+        ):
+            report[name] = 0
     if prepared.n < 2 or not rules:
-        return CandidatePairs(empty, empty, empty, names)
+        return pairs
     con = duckdb.connect(":memory:")
     try:
         if threads:
             con.execute(f"set threads = {int(threads)}")
-        con.register("records", prepared.blocking_frame())
+        con.execute("set preserve_insertion_order = false")
+        keys = prepared.blocking_frame()
+        refine = [c for c in REFINE_COLUMNS if c in keys.columns]
+        con.register("records", keys)
         selects = []
         for index, rule in enumerate(rules):
             not_null = " and ".join(f"{c} is not null" for c in rule.columns)
             selects.append(
-                f"select {index}::integer as rule, i, hash({', '.join(rule.columns)}) as k "
-                f"from records where {not_null}"
+                f"select {index}::tinyint as rule, i::integer as i, "
+                f"hash({', '.join(rule.columns)}) as k from records where {not_null}"
             )
         con.execute("create temp table block_keys as " + " union all ".join(selects))
         con.execute(
             "create temp table block_sizes as "
-            "select rule, k, count(*) as size from block_keys group by rule, k"
+            "select rule, k, count(*) as size from block_keys group by rule, k having count(*) > 1"
         )
-        skipped = con.execute(
-            "select rule, count(*), sum(size) from block_sizes where size > ? group by rule",
-            [max_block_size],
-        ).fetchall()
+        # small keys: every pair
         con.execute(
-            "create temp table kept as "
-            "select block_keys.rule, block_keys.k, block_keys.i from block_keys "
-            "inner join block_sizes on block_keys.rule = block_sizes.rule "
-            "and block_keys.k = block_sizes.k "
-            "where block_sizes.size between 2 and ?",
+            "create temp table small as select block_keys.rule, block_keys.k, block_keys.i "
+            "from block_keys inner join block_sizes using (rule, k) where size <= ?",
             [max_block_size],
         )
+        pair_sql = [
+            "select lhs.i as l, rhs.i as r, lhs.rule from small as lhs inner join small as rhs "
+            "on lhs.rule = rhs.rule and lhs.k = rhs.k and lhs.i < rhs.i"
+        ]
+        # common keys: pairs with a second field in common, or none to compare
+        refined = con.execute(
+            "select rule, count(*), sum(size * (size - 1) // 2) from block_sizes "
+            "where size > ? and size <= ? group by rule",
+            [max_block_size, max_refined_block_size],
+        ).fetchall()
+        if refined and refine:
+            con.unregister("records")
+            presence = " + ".join(
+                f"(case when {c} is null then 0 else {1 << j} end)" for j, c in enumerate(refine)
+            )
+            con.register("records", keys[["i", *refine]])
+            agree = " or ".join(f"lhs.{c} = rhs.{c}" for c in refine)
+            con.execute(
+                "create temp table common as select block_keys.rule, block_keys.k, block_keys.i, "
+                f"{', '.join('records.' + c for c in refine)}, ({presence})::integer as present "
+                "from block_keys inner join block_sizes using (rule, k) "
+                "inner join records on records.i = block_keys.i "
+                "where size > ? and size <= ?",
+                [max_block_size, max_refined_block_size],
+            )
+            pair_sql.append(
+                "select lhs.i as l, rhs.i as r, lhs.rule from common as lhs inner join common "
+                "as rhs on lhs.rule = rhs.rule and lhs.k = rhs.k and lhs.i < rhs.i "
+                f"where {agree} or (lhs.present & rhs.present) = 0"
+            )
+            kept = dict(
+                con.execute(f"select rule, count(*) from ({pair_sql[-1]}) group by rule").fetchall()
+            )
+        else:
+            kept = {}
+        skipped = con.execute(
+            "select rule, count(*), sum(size), sum(size * (size - 1) // 2) from block_sizes "
+            "where size > ? group by rule",
+            [max_refined_block_size if refine else max_block_size],
+        ).fetchall()
         result = con.execute(
-            "select lhs.i as l, rhs.i as r, bit_or(1::bigint << lhs.rule) as rules "
-            "from kept as lhs inner join kept as rhs "
-            "on lhs.rule = rhs.rule and lhs.k = rhs.k and lhs.i < rhs.i "
-            "group by lhs.i, rhs.i order by l, r"
+            "select l, r, bit_or(1::bigint << rule) as rules from ("
+            + " union all ".join(pair_sql)
+            + ") group by l, r order by l, r"
         ).fetchnumpy()
     finally:
         con.close()
-    left = np.asarray(result["l"], dtype=np.int64)
-    right = np.asarray(result["r"], dtype=np.int64)
-    masks = np.asarray(result["rules"], dtype=np.int64)
-    pairs = CandidatePairs(left, right, masks, names)
+    pairs.left = np.asarray(result["l"], dtype=np.int64)
+    pairs.right = np.asarray(result["r"], dtype=np.int64)
+    pairs.rules = np.asarray(result["rules"], dtype=np.int64)
     for bit, name in enumerate(names):
-        pairs.pairs_by_rule[name] = int(((masks >> bit) & 1).sum())
-        pairs.skipped_keys[name] = 0
-        pairs.skipped_records[name] = 0
-    for rule, keys, records in skipped:
-        pairs.skipped_keys[names[rule]] = int(keys)
+        pairs.pairs_by_rule[name] = int(((pairs.rules >> bit) & 1).sum())
+    if refine:
+        for rule, keys_count, possible in refined:
+            pairs.refined_keys[names[rule]] = int(keys_count)
+            pairs.skipped_pairs[names[rule]] += int(possible) - int(kept.get(rule, 0))
+    for rule, keys_count, records, possible in skipped:
+        pairs.skipped_keys[names[rule]] = int(keys_count)
         pairs.skipped_records[names[rule]] = int(records)
+        pairs.skipped_pairs[names[rule]] += int(possible)
     return pairs

@@ -8,7 +8,15 @@ Standard columns (any subset; a missing one means its comparison is absent, a bl
 the comparison is "null" for that pair and weighs nothing):
 
 ``record_id, first_name, last_name, email, phone, date_of_birth, street, city, postcode,
-country, gender``
+country, gender, source``
+
+``source`` names where a record comes from (``crm``, ``orders``, ``signup``): sources may
+have different columns, and the matcher estimates its prior per pair of sources.
+
+Missing is missing: empty cells, and placeholders such as "Child F", "Adult Male", "Mr",
+"Unknown" or a single letter for a name, or 1900-01-01 for a birth date (the editable lists
+of ``placeholders.yml``), are null and weigh nothing. E-mails and phones take the one normal
+form of ``ml.normalise`` (phones in E.164, read with the record's country).
 
 A comparison turns a pair of records into one level, best first (level 0 is "exact"); the last
 level is "else", and -1 stands for null. `compare_pairs` does that for many pairs at once with
@@ -31,6 +39,9 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
+from ml.identity.placeholders import Placeholders, load_placeholders
+from ml.normalise import email_normal_form, phone_normal_form
+
 STANDARD_COLUMNS = (
     "record_id",
     "first_name",
@@ -43,8 +54,9 @@ STANDARD_COLUMNS = (
     "postcode",
     "country",
     "gender",
+    "source",
 )
-PERSON_FIELDS = STANDARD_COLUMNS[1:]
+PERSON_FIELDS = STANDARD_COLUMNS[1:-1]
 NICKNAMES_PATH = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds" / "nicknames.csv"
 
 # --------------------------------------------------------------------------- normalisers
@@ -170,12 +182,6 @@ def normalise_street(value: str) -> str | None:
     return " ".join(out) or None
 
 
-def normalise_email(value: str) -> str | None:
-    """Trimmed and lower-cased; anything without an "@" is still compared as written."""
-    text = value.strip().casefold()
-    return text or None
-
-
 def email_local_part(email: str) -> str | None:
     """The mailbox before "@", without a "+tag": ``j.smith+shop@x.org`` → ``j.smith``."""
     if "@" not in email:
@@ -184,21 +190,12 @@ def email_local_part(email: str) -> str | None:
     return local or None
 
 
-def normalise_phone(value: str) -> str | None:
-    """The last 9 digits of a phone number (so country codes and trunk zeros do not matter).
-
-    >>> normalise_phone("+44 (0)20 7946 0018"), normalise_phone("020-7946-0018")
-    ('079460018', '079460018')
-    """
-    digits = re.sub(r"\D", "", value)
-    return digits[-9:] if len(digits) >= 7 else None
-
-
 def normalise_date(value: str) -> str | None:
     """A date as ``YYYYMMDD`` from ``YYYY-MM-DD``, ``YYYYMMDD``, ``DD/MM/YYYY`` (or with dots).
 
     Day first, never month first. A value with date-shaped digits that is not a real calendar
-    date (``1985-02-30``, a typo) is kept as its digits so that it can still be compared.
+    date (``1985-02-30``, ``07/71/1958``: a typo) keeps its digits (``19850230``,
+    ``19587107``) so that it can still be compared digit by digit.
 
     >>> normalise_date("02/03/1984"), normalise_date("19840302"), normalise_date("1984-3-2")
     ('19840302', '19840302', '19840302')
@@ -383,6 +380,27 @@ class PreparedRecords:
         common = (low >= min_records) & (low >= 0.02 * high)
         return (seeded[left] & seeded[right]) | common
 
+    def count_term_frequencies(self, entities: np.ndarray | None = None) -> None:
+        """Per record, the share of the records with a value (`TF_COLUMNS`) that hold its value.
+
+        This share stands for how often two *different* people agree on the value. Counted over
+        records, a rare address held by the five duplicates of one person looks five times
+        commoner than it is among other people; with `entities` (a label per record, such as a
+        first pass of the matcher's clusters) a record's own entity counts once.
+        """
+        for name in TF_COLUMNS:
+            codes = self.codes[name]
+            known = codes >= 0
+            tf = np.full(self.n, np.nan)
+            if known.any():
+                counts = np.bincount(codes[known])[codes[known]]
+                if entities is not None:
+                    cells = pd.DataFrame({"v": codes[known], "e": entities[known]})
+                    own = cells.groupby(["v", "e"])["v"].transform("size").to_numpy()
+                    counts = counts - own + 1
+                tf[known] = counts / int(known.sum())
+            self.tf[name] = tf
+
     def in_nicknames(self, column: str) -> np.ndarray:
         """Whether each record's value appears in the nicknames table."""
         names = self.nicknames.names
@@ -428,6 +446,8 @@ BLOCKING_COLUMNS = (
     "first_sound",
     "last_sound",
     "full_name",
+    "full_name_sound",
+    "first_initial_last",
     "dob",
     "birth_year",
     "email",
@@ -441,12 +461,36 @@ BLOCKING_COLUMNS = (
 TF_COLUMNS = ("first", "last", "dob", "email", "phone", "address", "postcode", "city")
 
 
-def prepare_records(frame: pd.DataFrame, nicknames: Nicknames) -> PreparedRecords:
+def _phones(frame: pd.DataFrame, default_region: str | None) -> np.ndarray:
+    """E.164 per record (`ml.normalise.phone_normal_form`), national numbers read in the
+    record's country (else `default_region`); None where empty or not a phone number."""
+    text = frame["phone"].map(as_text)
+    if "country" in frame.columns:
+        region = frame["country"].map(as_text).str.upper().fillna(default_region or "")
+    else:
+        region = pd.Series(default_region or "", index=frame.index)
+    key = (text + "|" + region.astype(str)).where(text.notna())
+    mapping = {
+        v: phone_normal_form(v.rsplit("|", 1)[0], v.rsplit("|", 1)[1] or None)
+        for v in pd.unique(key.dropna())
+    }
+    return _objects(key.map(mapping))
+
+
+def prepare_records(
+    frame: pd.DataFrame,
+    nicknames: Nicknames,
+    placeholders: Placeholders | None = None,
+    phone_region: str | None = None,
+) -> PreparedRecords:
     """Normalise a frame with standard column names (see module docstring).
 
     Records are sorted by ``record_id`` (numeric ids numerically) so that results do not depend
-    on row order; without a ``record_id`` column the frame's index is the id.
+    on row order; without a ``record_id`` column the frame's index is the id. `placeholders`
+    (default: ``placeholders.yml``) lists the names and dates that count as missing;
+    `phone_region` reads national phone numbers of records without a country.
     """
+    placeholders = placeholders if placeholders is not None else load_placeholders()
     frame = frame.copy()
     if "record_id" not in frame.columns:
         frame["record_id"] = frame.index.to_numpy()
@@ -472,14 +516,22 @@ def prepare_records(frame: pd.DataFrame, nicknames: Nicknames) -> PreparedRecord
     def column(name: str, function: Callable[[str], object]) -> np.ndarray:
         return _map_unique(frame[name], function) if name in frame.columns else empty.copy()
 
-    first = column("first_name", normalise_name)
-    last = column("last_name", normalise_name)
+    def person_name(value: str) -> str | None:
+        normal = normalise_name(value)
+        return None if normal is None or placeholders.is_name(normal) else normal
+
+    def birth_date(value: str) -> str | None:
+        normal = normalise_date(value)
+        return None if normal is None or placeholders.is_date(normal) else normal
+
+    first = column("first_name", person_name)
+    last = column("last_name", person_name)
     values: dict[str, np.ndarray] = {
         "first": first,
         "last": last,
-        "dob": column("date_of_birth", normalise_date),
-        "email": column("email", normalise_email),
-        "phone": column("phone", normalise_phone),
+        "dob": column("date_of_birth", birth_date),
+        "email": column("email", email_normal_form),
+        "phone": _phones(frame, phone_region) if "phone" in frame.columns else empty.copy(),
         "street": column("street", normalise_street),
         "postcode": column("postcode", normalise_postcode),
         "city": column("city", normalise_name),
@@ -500,6 +552,21 @@ def prepare_records(frame: pd.DataFrame, nicknames: Nicknames) -> PreparedRecord
     full_name[pair.index] = (low + "|" + high).to_numpy(dtype=object)
     values["initials"] = initials
     values["full_name"] = full_name
+    sounds = pd.DataFrame({"a": values["first_sound"], "b": values["last_sound"]}).dropna()
+    low_sound = sounds[["a", "b"]].min(axis=1)
+    high_sound = sounds[["a", "b"]].max(axis=1)
+    full_name_sound = np.full(n, None, dtype=object)
+    full_name_sound[sounds.index] = (low_sound + "|" + high_sound).to_numpy(dtype=object)
+    values["full_name_sound"] = full_name_sound
+    initial_last = pd.DataFrame({"a": values["first_initial"], "b": last}).dropna()
+    first_initial_last = np.full(n, None, dtype=object)
+    first_initial_last[initial_last.index] = (initial_last["a"] + "|" + initial_last["b"]).to_numpy(
+        dtype=object
+    )
+    values["first_initial_last"] = first_initial_last
+    values["source"] = (
+        _map_unique(frame["source"], str.strip) if "source" in frame.columns else empty.copy()
+    )
     values["birth_year"] = _derive(values["dob"], lambda s: s[:4])
     values["email_local"] = _derive(values["email"], email_local_part)
     values["postcode_prefix"] = _derive(values["postcode"], postcode_prefix)
@@ -518,13 +585,7 @@ def prepare_records(frame: pd.DataFrame, nicknames: Nicknames) -> PreparedRecord
         codes, uniques = pd.factorize(pd.Series(array, dtype=object), use_na_sentinel=True)
         prepared.codes[name] = codes.astype(np.int64)
         prepared.uniques[name] = np.asarray(uniques, dtype=object)
-    for name in TF_COLUMNS:
-        codes = prepared.codes[name]
-        known = codes >= 0
-        counts = np.bincount(codes[known]) if known.any() else np.zeros(0, dtype=np.int64)
-        tf = np.full(n, np.nan)
-        tf[known] = counts[codes[known]] / max(int(known.sum()), 1)
-        prepared.tf[name] = tf
+    prepared.count_term_frequencies()
     ymd = np.full((n, 3), -1, dtype=np.int64)
     dob = pd.Series(values["dob"], dtype=object).dropna().astype(str)
     for j, (start, stop) in enumerate(((0, 4), (4, 6), (6, 8))):
@@ -882,7 +943,7 @@ COMPARISONS: tuple[Comparison, ...] = (
             Level("jw_0.85", "Jaro-Winkler >= 0.85", 0.02),
             Level("similar", "Jaro-Winkler >= 0.75 or one edit, not two known names", 0.02),
             Level("initial_or_part", "an initial, or one name of several", 0.02),
-            Level("else", "different first names", 0.02),
+            Level("else", "different first names", 0.002),
         ),
         _first_name,
         u_like=(("swapped", "exact"),),
@@ -912,7 +973,7 @@ COMPARISONS: tuple[Comparison, ...] = (
             Level("typo", "one digit off, or day and month transposed", 0.04),
             Level("one_part", "only the year, month or day differs", 0.03),
             Level("two_typos", "two digits off", 0.01),
-            Level("else", "different dates of birth", 0.02),
+            Level("else", "different dates of birth", 0.002),
         ),
         _date_of_birth,
     ),

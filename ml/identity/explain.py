@@ -113,7 +113,10 @@ def explain(
         raise ValueError(f"record {record_id_a!r} was given twice; name two different records")
     left, right = np.array([min(a, b)]), np.array([max(a, b)])
     gamma = compare_pairs(prepared, comparisons, left, right)
-    total, per_field = pair_weights(model, comparisons, gamma, prepared, left, right)
+    prior = state.priors(model, left, right)
+    total, per_field = pair_weights(model, comparisons, gamma, prepared, left, right, prior)
+    prior_weight = float(np.log2(prior[0]) - np.log2(1.0 - prior[0]))
+    group = state.groups.labels[int(state.groups.of(left, right)[0])] if state.groups else "all"
     weight, chance = float(total[0]), float(probability(total[0]))
     vetoes = _veto_columns(comparisons, settings)
     veto_code = int(_veto_codes(gamma, vetoes)[0])
@@ -168,6 +171,8 @@ def explain(
         )
     elif veto and above:
         reason = f"no: {veto}, which vetoes a link, although their {numbers} reaches the threshold"
+    elif decision and decision.startswith("vetoed"):
+        reason = f"no: {decision}"
     elif not blocked_by:
         verdict = "still not linked" if veto or not above else "been linked"
         reason = (
@@ -194,7 +199,10 @@ def explain(
             f"{row.comparison:<15}{_format_value(row.value_a):<30}{_format_value(row.value_b):<30}"
             f"{row.level:<22}{row.weight:>+8.2f}"
         )
-    lines.append(f"{'prior (two random records are one person)':<97}{model.prior_weight:>+8.2f}")
+    lines.append(
+        f"{'prior (two random records of this group are one person)':<97}{prior_weight:>+8.2f}"
+    )
+    lines.append(f"group of the pair (sources | fields both have): {group}")
     lines.append(
         f"total: weight {weight:+.2f} bits, match probability {chance:.6f}, threshold {threshold}"
     )
@@ -207,7 +215,7 @@ def explain(
         record_id_a=ids[a],
         record_id_b=ids[b],
         fields=fields,
-        prior_weight=model.prior_weight,
+        prior_weight=prior_weight,
         match_weight=weight,
         match_probability=chance,
         threshold=threshold,

@@ -10,13 +10,26 @@ Estimation, all deterministic for a given input and seed:
 
 * **u** from record pairs drawn at random (almost all of them are different people); every pair
   when the data is small. Zero counts are smoothed by half a pair. A "swapped names" level takes
-  the u of the exact level (a swap is no commoner among strangers than an exact match).
+  the u of the exact level (a swap is no commoner among strangers than an exact match). In a
+  small file with many duplicates the random pairs hold real matches too, and for a level as
+  telling as "same street, postcode and town" they can be most of those that agree: so once
+  EM has run, each random pair counts by its chance of being two people, u is counted again
+  and EM runs again (`MatchSettings.u_rounds` times).
 * **m and λ** by expectation-maximisation over the blocked candidate pairs, with u held fixed
-  (which keeps EM from drifting into "same household" instead of "same person"). The prior λ
-  is over *all* pairs: the expected number of matching candidate pairs divided by n(n-1)/2,
-  since pairs left out by blocking are taken as non-matches. Pairs a veto rule refuses (first
-  names or dates of birth that clearly differ) count as non-matches in the E-step. EM runs on
-  the distinct level patterns with their counts, so it costs nothing even for millions of pairs.
+  (which keeps EM from drifting into "same household" instead of "same person"). Every level
+  gets its m from the data, "different first names" and "different dates of birth" included:
+  strong evidence against, as strong as the data says, never an absolute veto (unless the
+  caller asks for vetoes; vetoed patterns then count as non-matches in the E-step). The prior
+  is over *all* pairs, and there is one per group of pairs (`ml.identity.priors`: the pair of
+  sources and the comparisons both records have): the expected matching candidate pairs of
+  the group divided by all the group's pairs, since pairs left out by blocking are taken as
+  non-matches, shrunk towards the source pair's and the overall prior. EM runs on the distinct
+  (level pattern, group) rows with their counts, so it costs nothing even for millions of
+  pairs. A null level (a field missing on either side) weighs nothing: missing is neutral.
+  The start values of m (documented per level in `comparisons.py`) count as
+  `MatchSettings.m_prior_matches` matches, so a small file with a few dozen duplicates does
+  not learn from a handful of pairs (twins, say) that a different first name is common among
+  duplicates, while a file with thousands of duplicates estimates m from its own data.
   Probabilities are clipped to [1e-4, 1 - 1e-4]; EM stops when no m moves by more than the
   tolerance. With fewer than `min_expected_matches` expected matches, m stays at the start
   values (documented per level in `comparisons.py`).
@@ -32,7 +45,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -65,6 +78,9 @@ class MatchModel:
 
     comparisons: list[ComparisonParameters]
     prior: float  # λ: probability that two records drawn at random are the same person
+    group_priors: dict[str, float] = field(default_factory=dict)  # λ per group of pairs
+    source_priors: dict[str, float] = field(default_factory=dict)  # λ per pair of sources
+    pseudo_matches: float = 10.0
     em_iterations: int = 0
     em_converged: bool = False
     em_note: str = ""
@@ -83,8 +99,19 @@ class MatchModel:
 
     @property
     def prior_weight(self) -> float:
-        """log2(λ / (1 - λ)) in bits."""
+        """log2(λ / (1 - λ)) in bits (the overall prior)."""
         return math.log2(self.prior / (1 - self.prior))
+
+    def priors_for(self, labels: Sequence[str], source_pairs: Sequence[str]) -> np.ndarray:
+        """λ per group label; a group the model has not seen takes its source pair's, else the
+        overall prior."""
+        return np.array(
+            [
+                self.group_priors.get(label, self.source_priors.get(pair, self.prior))
+                for label, pair in zip(labels, source_pairs, strict=True)
+            ],
+            dtype=np.float64,
+        )
 
     def to_dict(self) -> dict:
         """A plain dict (JSON-serialisable)."""
@@ -109,6 +136,10 @@ class MatchModel:
             + (f" ({self.em_note})" if self.em_note else ""),
             f"{'comparison':<15}{'level':<22}{'m':>9}{'u':>11}{'weight':>9}",
         ]
+        if len(self.group_priors) > 1:
+            lines.append("prior per group of pairs (sources | comparisons both records have):")
+            for label, value in sorted(self.group_priors.items()):
+                lines.append(f"  {label:<70}{value:>11.3g}{math.log2(value / (1 - value)):>+9.2f}")
         for comparison in self.comparisons:
             for k, (level, m, u, w) in enumerate(
                 zip(
@@ -147,7 +178,7 @@ def sample_pairs(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(left, right), np.maximum(left, right)
 
 
-def estimate_u(
+def sample_levels(
     prepared: PreparedRecords,
     comparisons: Sequence[Comparison],
     size: int,
@@ -155,29 +186,36 @@ def estimate_u(
     batch_size: int = 500_000,
     workers: int = 1,
     progress: bool = False,
-) -> tuple[list[list[float]], int]:
-    """u per level from random pairs (see module docstring); returns (u, pairs used)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random pairs (`sample_pairs`) and their comparison levels: (left, right, levels)."""
     left, right = sample_pairs(prepared.n, size, seed)
-    counts = [np.zeros(len(c.levels)) for c in comparisons]
+    levels = np.empty((len(left), len(comparisons)), dtype=np.int8)
     starts = range(0, len(left), batch_size)
     for start in tqdm(starts, desc="u from random pairs", unit="batch", disable=not progress):
-        gamma = compare_pairs(
-            prepared,
-            comparisons,
-            left[start : start + batch_size],
-            right[start : start + batch_size],
-            workers,
+        stop = start + batch_size
+        levels[start:stop] = compare_pairs(
+            prepared, comparisons, left[start:stop], right[start:stop], workers
         )
-        for j, comparison in enumerate(comparisons):
-            column = gamma[:, j]
-            counts[j] += np.bincount(column[column >= 0], minlength=len(comparison.levels))
+    return left, right, levels
+
+
+def u_from_levels(
+    comparisons: Sequence[Comparison], patterns: np.ndarray, weights: np.ndarray
+) -> list[list[float]]:
+    """u per level from level rows and how much each counts (its pairs, or its pairs times
+    the chance that they are not one person). Zero counts are smoothed by half a pair."""
     u = []
     for j, comparison in enumerate(comparisons):
-        smoothed = (counts[j] + 0.5) / (counts[j].sum() + 0.5 * len(comparison.levels))
+        column = patterns[:, j]
+        known = column >= 0
+        counts = np.bincount(
+            column[known], weights=weights[known], minlength=len(comparison.levels)
+        )
+        smoothed = (counts + 0.5) / (counts.sum() + 0.5 * len(comparison.levels))
         for level, like in comparison.u_like:
             smoothed[comparison.level_index(level)] = smoothed[comparison.level_index(like)]
         u.append(np.clip(smoothed, 1e-9, 1 - 1e-9).tolist())
-    return u, len(left)
+    return u
 
 
 @dataclass
@@ -191,6 +229,7 @@ class EMResult:
     expected_matches: float
     note: str = ""
     level_matches: list[list[float]] = field(default_factory=list)  # expected matches per level
+    group_priors: list[float] = field(default_factory=list)  # prior per group (with `groups`)
 
 
 def pattern_u(
@@ -215,11 +254,15 @@ def pattern_u(
 
 
 def posterior(
-    patterns: np.ndarray, m: list[np.ndarray], u_rows: list[np.ndarray], prior: float
+    patterns: np.ndarray,
+    m: list[np.ndarray],
+    u_rows: list[np.ndarray],
+    prior: float | np.ndarray,
 ) -> np.ndarray:
     """P(match | levels) for each row of `patterns` (int8 levels, -1 = null); `u_rows` as
-    returned by `pattern_u`."""
-    logit = np.full(len(patterns), math.log(prior / (1 - prior)))
+    returned by `pattern_u`; `prior` one for all rows or one per row."""
+    prior = np.broadcast_to(np.asarray(prior, dtype=np.float64), (len(patterns),))
+    logit = np.log(prior / (1 - prior))
     for j, mj in enumerate(m):
         logit += np.log(np.append(mj, 1.0)[patterns[:, j]]) - np.log(u_rows[j])
     return 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
@@ -236,21 +279,35 @@ def run_em(
     max_iterations: int = 100,
     tolerance: float = 1e-5,
     min_expected_matches: float = 5.0,
+    groups: np.ndarray | None = None,
+    group_priors: Callable[[np.ndarray, float], np.ndarray] | None = None,
+    n_groups: int = 0,
+    m_prior_matches: float = 0.0,
 ) -> EMResult:
     """Estimate m (per comparison and level) and the prior λ with u fixed.
 
     `patterns`: distinct level vectors of the candidate pairs, `counts`: how many pairs have each,
     `u_rows`: the u of each pattern's level per comparison (`pattern_u`), `total_pairs`:
-    n(n-1)/2, `vetoed`: patterns never taken as matches.
+    n(n-1)/2, `vetoed`: patterns never taken as matches. With `groups` (group id per row) and
+    `group_priors` (expected matches per group, overall prior -> prior per group), each row
+    takes its group's prior; `EMResult.group_priors` holds the last ones. With
+    `m_prior_matches`, m is the maximum a posteriori estimate under a Dirichlet prior centred
+    on `m_start` worth that many matches: a few dozen expected matches (a small file) lean on
+    the documented start values, thousands speak for themselves.
     """
     low, high = PROBABILITY_CLIP
     m = [np.clip(np.asarray(x, dtype=float) / np.sum(x), low, high) for x in m_start]
+    start = [x.copy() for x in m]
     prior = float(np.clip(prior_start, 1e-12, 0.5))
     counts = np.asarray(counts, dtype=float)
     iterations, converged, expected = 0, False, 0.0
     level_matches = [np.zeros(len(x)) for x in m]
+    if groups is not None and len(groups):
+        n_groups = max(n_groups, int(groups.max()) + 1)
+    per_group = np.full(n_groups, prior)
     for iterations in range(1, max_iterations + 1):
-        p = posterior(patterns, m, u_rows, prior)
+        row_prior = per_group[groups] if groups is not None and group_priors else prior
+        p = posterior(patterns, m, u_rows, row_prior)
         if vetoed is not None:
             p[vetoed] = 0.0
         weighted = p * counts
@@ -263,6 +320,7 @@ def run_em(
                 False,
                 expected,
                 f"fewer than {min_expected_matches:g} expected matches: kept the start values",
+                group_priors=per_group.tolist(),
             )
         new_m = []
         for j, mj in enumerate(m):
@@ -273,10 +331,18 @@ def run_em(
             if sums.sum() <= 0:
                 new_m.append(mj)
                 continue
-            new_m.append(np.clip(sums / sums.sum(), low, high))
+            # maximum a posteriori: the start values count as `m_prior_matches` matches
+            smoothed = sums + m_prior_matches * start[j]
+            new_m.append(np.clip(smoothed / smoothed.sum(), low, high))
         new_prior = float(np.clip(expected / max(total_pairs, 1), 1e-12, 0.5))
         change = max(float(np.max(np.abs(a - b))) for a, b in zip(new_m, m, strict=True))
         prior_change = abs(math.log(new_prior / prior))
+        if groups is not None and group_priors is not None:
+            new_group = group_priors(
+                np.bincount(groups, weights=weighted, minlength=n_groups), new_prior
+            )
+            prior_change = max(prior_change, float(np.max(np.abs(np.log(new_group / per_group)))))
+            per_group = new_group
         m, prior = new_m, new_prior
         if change < tolerance and prior_change < tolerance * 10:
             converged = True
@@ -288,6 +354,7 @@ def run_em(
         converged,
         expected,
         level_matches=[x.tolist() for x in level_matches],
+        group_priors=per_group.tolist(),
     )
 
 
@@ -394,8 +461,11 @@ def pair_weights(
     prepared: PreparedRecords,
     left: np.ndarray,
     right: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Match weight (bits, prior included) per pair and the weight of each comparison.
+
+    `prior`: λ of each pair (its group's, `MatchModel.priors_for`); default the overall one.
 
     Term-frequency levels use the frequency of the left record's value as u (at least
     `model.tf_minimum_u`); fuzzy levels are capped by `_cap_fuzzy_at_exact`. At one address, a comparison with a same-address u mixes in the
@@ -436,7 +506,8 @@ def pair_weights(
             right,
             model.tf_minimum_u,
         )
-    total = per_field.sum(axis=1) + model.prior_weight
+    bits = model.prior_weight if prior is None else np.log2(prior) - np.log2(1.0 - prior)
+    total = per_field.sum(axis=1) + bits
     return total, per_field
 
 

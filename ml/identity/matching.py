@@ -12,23 +12,29 @@ The general entry point for analysts and the pipeline alike::
 How it works (each step in its own module):
 
 1. `comparisons`: normalise the standard columns (``record_id, first_name, last_name, email,
-   phone, date_of_birth, street, city, postcode, country, gender``; other columns are ignored),
-   and compare two records field by field in ordered levels.
-2. `blocking`: DuckDB SQL finds candidate pairs that share a blocking key.
-3. `fellegi_sunter`: u from random pairs, m and the prior by EM over the candidates, term-
-   frequency adjusted exact matches; a match weight and probability per pair.
+   phone, date_of_birth, street, city, postcode, country, gender, source``; other columns are
+   ignored; placeholders such as "Child F" or "Unknown" are missing), and compare two records
+   field by field in ordered levels.
+2. `blocking`: DuckDB SQL finds candidate pairs that share a blocking key (the full name alone
+   among them); very common keys are compared only where a second field agrees or is missing.
+3. `fellegi_sunter`: u from random pairs, m and the priors by EM over the candidates (one
+   prior per group of pairs: `priors`), term-frequency adjusted exact matches; a match weight
+   and probability per pair.
 4. Here: accept a pair as a link when its match probability is at least
-   `MatchSettings.threshold` (default **0.99**) and no veto applies; cluster links into
-   entities (connected components) with a guard against chaining.
+   `MatchSettings.threshold` (default **0.99**); cluster links into entities (connected
+   components) with a guard against chaining.
 
-**Vetoes** (`MatchSettings.vetoes`): a pair whose first names clearly differ or whose dates
-of birth clearly differ is never linked, whatever the rest says. First names clearly differ at
-level "else": not equal, not nicknames of each other, not swapped with the last name, not an
-initial or one name of several, Jaro-Winkler below 0.85 and, unless both are known names (see
-below), also below 0.75 and more than one edit apart. Dates of birth clearly differ at level
-"else": more than two digits apart, not a day/month transposition, more than one of year, month
-and day different. This keeps twins (same address and birth date, different first names),
-households and a father and son of the same name apart; precision matters more than recall.
+**Evidence, not vetoes.** A first name or a date of birth that clearly differs is strong
+evidence against a match, weighed by what EM learns from the data itself: where duplicates
+almost never carry another first name (a CRM), a different first name outweighs a shared
+address, birth date and surname, so twins, a parent and child of one name and the members of
+a household stay apart; where a file's errors replace whole values (FEBRL), the same level
+weighs less and the rest of the evidence can carry the pair. `MatchSettings.vetoes` can still
+make levels absolute vetoes (``dedupe --vetoes``), at the price of recall.
+
+**Missing is neutral**: a field empty on either side weighs nothing, and the prior depends on
+which fields both records have and on their pair of sources (`ml.identity.priors`), so a
+record without a birth date links on name, address and e-mail when those agree.
 
 **Known names**: two first names are both "known" when both are in the nicknames seed, or both
 are written by at least 3 records and the rarer by at least 2% as many as the commoner. Tom and
@@ -42,11 +48,11 @@ first names), see `fellegi_sunter.estimate_u_same_address`. Without at least 200
 data shows no households and nothing changes.
 
 **Chaining guard**: links are grouped into connected components. Where a component of three or
-more records holds two records that a veto keeps apart (A-B and B-C linked, but A and C have
-different dates of birth, or different known first names), the component is rebuilt by adding
-its links strongest first and dropping every link that would put two such records in one
-entity. Dropped links appear in `links` with the decision "dropped: ...". (Two typo-ridden
-first names of one person do not count as a conflict here.)
+more records holds two records that are clearly two people (their own pair scores below
+`near_miss` with at least one field of `guard_bits` or more against, such as two known
+different first names, or a veto applies), the component is rebuilt by adding its links
+strongest first and dropping every link that would put two such records in one entity.
+Dropped links appear in `links` with the decision "dropped: ...".
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ from tqdm import tqdm
 
 from ml.identity.blocking import DEFAULT_RULES, BlockingRule, CandidatePairs, block
 from ml.identity.comparisons import (
+    PERSON_FIELDS,
     STANDARD_COLUMNS,
     Comparison,
     Nicknames,
@@ -76,18 +83,24 @@ from ml.identity.fellegi_sunter import (
     ComparisonParameters,
     MatchModel,
     cap_rare_levels,
-    estimate_u,
     estimate_u_same_address,
     n_pairs,
     pair_weights,
     pattern_u,
+    posterior,
     probability,
     run_em,
     same_address_rows,
+    sample_levels,
+    u_from_levels,
     weight_for,
 )
+from ml.identity.placeholders import load_placeholders
+from ml.identity.priors import PairGroups, group_priors, pair_groups
 
-DEFAULT_VETOES: tuple[tuple[str, str], ...] = (("first_name", "else"), ("date_of_birth", "else"))
+STRICT_VETOES: tuple[tuple[str, str], ...] = (("first_name", "else"), ("date_of_birth", "else"))
+"""Vetoes for `MatchSettings(vetoes=STRICT_VETOES)` (``dedupe --vetoes``): never link clearly
+different first names or dates of birth, whatever else agrees. Not the default."""
 
 
 @dataclass(frozen=True)
@@ -96,17 +109,24 @@ class MatchSettings:
 
     `threshold` is the one documented decision threshold: a pair is linked when its match
     probability is at least this (0.99 means "at most 1 in 100 such links is wrong" if the model
-    is right) and no veto applies.
+    is right). See docs/identity.md for the precision/recall curves behind the default.
     """
 
     threshold: float = 0.99
     near_miss: float = 0.05  # pairs kept in `links` below the threshold (probability >= this)
     blocking_rules: tuple[BlockingRule, ...] = DEFAULT_RULES
-    max_block_size: int = 200  # skip blocking keys shared by more records than this
+    max_block_size: int = 200  # keys shared by more records: only pairs a second field allows
+    max_refined_block_size: int = 5000  # keys shared by more records are skipped (reported)
     comparisons: tuple[str, ...] | None = None  # subset of comparison names; None: all present
-    vetoes: tuple[tuple[str, str], ...] = DEFAULT_VETOES  # (comparison, level) never linked
+    vetoes: tuple[tuple[str, str], ...] = ()  # (comparison, level) never linked; none by default
+    guard_bits: float = 6.0  # a field this many bits against makes a pair a chaining conflict
+    pseudo_matches: float = 10.0  # how strongly a group's prior leans on its parent's
+    placeholders_path: str | Path | None = None  # default: ml/identity/placeholders.yml
+    phone_region: str | None = None  # reads national phone numbers of records without country
     household_comparisons: tuple[str, ...] = ("last_name", "email", "phone", "country")
     u_sample_pairs: int = 1_000_000
+    u_rounds: int = 2  # times u is counted again without the random pairs EM takes for matches
+    m_prior_matches: float = 100.0  # EM's m: the start values count as this many matches
     seed: int = 42
     em_max_iterations: int = 100
     em_tolerance: float = 1e-5
@@ -135,8 +155,11 @@ class MatchReport:
     comparisons: list[str] = field(default_factory=list)
     candidate_pairs: int = 0
     pairs_by_rule: dict[str, int] = field(default_factory=dict)
+    blocked_keys_refined: dict[str, int] = field(default_factory=dict)
     blocked_keys_skipped: dict[str, int] = field(default_factory=dict)
     records_in_skipped_keys: dict[str, int] = field(default_factory=dict)
+    pairs_skipped: dict[str, int] = field(default_factory=dict)
+    pair_groups: int = 0
     u_pairs: int = 0
     em_iterations: int = 0
     em_converged: bool = False
@@ -160,11 +183,14 @@ class MatchReport:
     def summary(self) -> str:
         """A few lines for a terminal."""
         skipped = sum(self.blocked_keys_skipped.values())
+        refined = sum(self.blocked_keys_refined.values())
         return "\n".join(
             [
                 f"records: {self.records:,}; compared on: {', '.join(self.comparisons)}",
-                f"candidate pairs: {self.candidate_pairs:,} "
-                f"(blocking keys skipped as too common: {skipped:,})",
+                f"candidate pairs: {self.candidate_pairs:,} (common blocking keys compared on a "
+                f"second field: {refined:,}, skipped as too common: {skipped:,}; pairs left "
+                f"out by both: {sum(self.pairs_skipped.values()):,}); "
+                f"{self.pair_groups:,} groups of pairs for the prior",
                 f"EM: {self.em_iterations} iterations, converged {self.em_converged}, "
                 f"about {self.expected_matches:,.0f} matching pairs expected",
                 f"links: {self.links_accepted:,} accepted, {self.links_vetoed:,} vetoed, "
@@ -189,6 +215,7 @@ class MatchState:
     candidates: CandidatePairs
     settings: MatchSettings
     pair_keys: np.ndarray  # sorted left * n + right of the candidates
+    groups: PairGroups | None = None  # group of any pair, for its prior
     labels: np.ndarray | None = None  # entity label per position
     link_left: np.ndarray | None = None  # accepted (final) links, positions
     link_right: np.ndarray | None = None
@@ -204,6 +231,13 @@ class MatchState:
                 ","
             )
         return []
+
+    def priors(self, model: MatchModel, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """λ of each pair (its group's prior under `model`)."""
+        if self.groups is None:
+            return np.full(len(left), model.prior)
+        per_group = model.priors_for(self.groups.labels, self.groups.source_pairs)
+        return per_group[self.groups.of(left, right)]
 
 
 @dataclass
@@ -264,7 +298,10 @@ def _prepare(
     frame: pd.DataFrame, settings: MatchSettings, mapping: Mapping[str, str] | None
 ) -> PreparedRecords:
     nicknames = Nicknames.load(settings.nicknames_path)
-    return prepare_records(apply_mapping(frame, mapping), nicknames)
+    placeholders = load_placeholders(settings.placeholders_path)
+    return prepare_records(
+        apply_mapping(frame, mapping), nicknames, placeholders, settings.phone_region
+    )
 
 
 # --------------------------------------------------------------------------- estimation
@@ -313,19 +350,24 @@ def _compare_all(
     return gamma
 
 
-def distinct_patterns(gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of a level matrix and how often each occurs (rows sorted).
+def distinct_patterns(
+    gamma: np.ndarray, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (level row, group) combinations of a level matrix, how often each occurs,
+    and the group of each (rows sorted; groups all 0 without `groups`).
 
-    Each row is packed into one integer (5 bits per comparison) so that NumPy sorts plain
-    integers: millions of pairs take a second.
+    Each row is packed into one integer (5 bits per comparison, the group above them) so that
+    NumPy sorts plain integers: millions of pairs take a second.
     """
     width = gamma.shape[1]
+    groups = np.zeros(len(gamma), dtype=np.int64) if groups is None else groups.astype(np.int64)
     if not len(gamma):
-        return np.zeros((0, width), dtype=np.int8), np.zeros(0, dtype=np.int64)
-    if width > 12:
-        patterns, counts = np.unique(gamma, axis=0, return_counts=True)
-        return patterns, counts
-    keys = np.zeros(len(gamma), dtype=np.int64)
+        return np.zeros((0, width), dtype=np.int8), np.zeros(0, dtype=np.int64), groups[:0]
+    if width > 8 or (len(groups) and groups.max() >= 1 << 20):
+        stacked = np.column_stack([groups, gamma.astype(np.int64)])
+        rows, counts = np.unique(stacked, axis=0, return_counts=True)
+        return rows[:, 1:].astype(np.int8), counts, rows[:, 0]
+    keys = groups.copy()
     for j in range(width):
         keys = (keys << 5) | (gamma[:, j].astype(np.int64) + 1)
     distinct, counts = np.unique(keys, return_counts=True)
@@ -333,7 +375,7 @@ def distinct_patterns(gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for j in range(width - 1, -1, -1):
         patterns[:, j] = (distinct & 31) - 1
         distinct = distinct >> 5
-    return patterns, counts
+    return patterns, counts, distinct
 
 
 def _known_different_first_names(
@@ -363,9 +405,10 @@ def _estimate(
     settings: MatchSettings,
     left: np.ndarray,
     right: np.ndarray,
+    groups: PairGroups,
     progress: bool = False,
 ) -> MatchModel:
-    u, u_pairs = estimate_u(
+    sample_left, sample_right, sample = sample_levels(
         prepared,
         comparisons,
         settings.u_sample_pairs,
@@ -374,32 +417,62 @@ def _estimate(
         settings.workers,
         progress,
     )
+    sample_patterns, sample_counts, sample_groups = distinct_patterns(
+        sample, groups.of(sample_left, sample_right)
+    )
+    u_pairs = len(sample_left)
+    u = u_from_levels(comparisons, sample_patterns, sample_counts.astype(float))
     total = n_pairs(prepared.n)
     m_start = [[level.m_start for level in c.levels] for c in comparisons]
     prior_start = min(max(0.01 * prepared.n, 1.0) / max(total, 1), 0.5)
     vetoes = _veto_columns(comparisons, settings)
-    u_same, same_pairs = estimate_u_same_address(
-        gamma,
-        comparisons,
-        u,
-        _known_different_first_names(prepared, comparisons, gamma, left, right),
-        settings.household_comparisons,
-    )
-    patterns, counts = distinct_patterns(gamma)
-    vetoed = _veto_codes(patterns, vetoes) > 0
-    u_rows = pattern_u(patterns, u, u_same, same_address_rows(comparisons, patterns))
-    em = run_em(
-        patterns,
-        counts,
-        u_rows,
-        m_start,
-        prior_start,
-        total,
-        vetoed,
-        settings.em_max_iterations,
-        settings.em_tolerance,
-        settings.min_expected_matches,
-    )
+    different = _known_different_first_names(prepared, comparisons, gamma, left, right)
+    patterns, counts, pattern_groups = distinct_patterns(gamma, groups.of(left, right))
+    vetoed = (_veto_codes(patterns, vetoes) > 0) if vetoes else None
+    source_priors: dict[str, float] = {}
+
+    def update_priors(expected: np.ndarray, overall: float) -> np.ndarray:
+        priors, source_priors_now = group_priors(groups, expected, overall, settings.pseudo_matches)
+        source_priors.clear()
+        source_priors.update(source_priors_now)
+        return priors
+
+    for u_round in range(settings.u_rounds + 1):
+        u_same, same_pairs = estimate_u_same_address(
+            gamma, comparisons, u, different, settings.household_comparisons
+        )
+        u_rows = pattern_u(patterns, u, u_same, same_address_rows(comparisons, patterns))
+        em = run_em(
+            patterns,
+            counts,
+            u_rows,
+            m_start,
+            prior_start,
+            total,
+            vetoed,
+            settings.em_max_iterations,
+            settings.em_tolerance,
+            settings.min_expected_matches,
+            pattern_groups,
+            update_priors,
+            len(groups.labels),
+            settings.m_prior_matches,
+        )
+        if u_round == settings.u_rounds or not em.level_matches:
+            break
+        # count the random pairs again, each by its chance of being two people
+        sample_u = pattern_u(
+            sample_patterns, u, u_same, same_address_rows(comparisons, sample_patterns)
+        )
+        chance = posterior(
+            sample_patterns,
+            [np.asarray(x) for x in em.m],
+            sample_u,
+            np.asarray(em.group_priors)[sample_groups],
+        )
+        if vetoes:
+            chance[_veto_codes(sample_patterns, vetoes) > 0] = 0.0
+        u = u_from_levels(comparisons, sample_patterns, sample_counts * (1.0 - chance))
     parameters = [
         ComparisonParameters(
             name=c.name,
@@ -416,9 +489,14 @@ def _estimate(
         )
         for j, c in enumerate(comparisons)
     ]
+    if not source_priors:  # EM kept its start values: every group takes the overall prior
+        source_priors.update({pair: em.prior for pair in groups.source_pairs})
     return MatchModel(
         comparisons=parameters,
         prior=em.prior,
+        group_priors=dict(zip(groups.labels, map(float, em.group_priors), strict=True)),
+        source_priors=dict(source_priors),
+        pseudo_matches=settings.pseudo_matches,
         em_iterations=em.iterations,
         em_converged=em.converged,
         em_note=em.note,
@@ -459,19 +537,22 @@ def _run(
     if not prepared.fields:
         raise ValueError(
             "nothing to compare: the data needs at least one of the columns "
-            f"{', '.join(STANDARD_COLUMNS[1:])} (after --map/mapping)"
+            f"{', '.join(PERSON_FIELDS)} (after --map/mapping)"
         )
     report.records = prepared.n
     report.comparisons = [c.name for c in comparisons]
     report.seconds["prepare"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    threads = None if settings.workers < 1 else settings.workers
-    candidates = block(prepared, settings.blocking_rules, settings.max_block_size, threads)
+    candidates = _block(prepared, settings)
     report.candidate_pairs = len(candidates)
     report.pairs_by_rule = dict(candidates.pairs_by_rule)
+    report.blocked_keys_refined = dict(candidates.refined_keys)
     report.blocked_keys_skipped = dict(candidates.skipped_keys)
     report.records_in_skipped_keys = dict(candidates.skipped_records)
+    report.pairs_skipped = dict(candidates.skipped_pairs)
+    groups = pair_groups(prepared, comparisons)
+    report.pair_groups = len(groups.labels)
     report.seconds["block"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -483,7 +564,14 @@ def _run(
     clock = time.perf_counter()
     if model is None:
         model = _estimate(
-            prepared, comparisons, gamma, settings, candidates.left, candidates.right, progress
+            prepared,
+            comparisons,
+            gamma,
+            settings,
+            candidates.left,
+            candidates.right,
+            groups,
+            progress,
         )
     if not settings.term_frequencies:
         model = MatchModel.from_dict(model.to_dict())
@@ -496,23 +584,6 @@ def _run(
     report.seconds["estimate"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    weights = np.empty(len(candidates), dtype=np.float64)
-    per_field = np.empty(gamma.shape, dtype=np.float32)
-    for start in range(0, len(candidates), settings.batch_size):
-        stop = start + settings.batch_size
-        total, fields = pair_weights(
-            model,
-            comparisons,
-            gamma[start:stop],
-            prepared,
-            candidates.left[start:stop],
-            candidates.right[start:stop],
-        )
-        weights[start:stop] = total
-        per_field[start:stop] = fields
-    veto = _veto_codes(gamma, _veto_columns(comparisons, settings))
-    kept = np.flatnonzero(weights >= weight_for(settings.near_miss))
-    report.seconds["score"] = time.perf_counter() - clock
     n = prepared.n
     state = MatchState(
         prepared=prepared,
@@ -520,8 +591,55 @@ def _run(
         candidates=candidates,
         settings=settings,
         pair_keys=candidates.left * n + candidates.right,
+        groups=groups,
     )
+    weights, per_field = _score(state, model, gamma)
+    if settings.term_frequencies and len(candidates):
+        # how often different people share a value: a first pass's entities count once
+        linked = weights >= weight_for(settings.threshold)
+        prepared.count_term_frequencies(
+            _components(n, candidates.left[linked], candidates.right[linked])
+        )
+        weights, per_field = _score(state, model, gamma)
+    veto = _veto_codes(gamma, _veto_columns(comparisons, settings))
+    kept = np.flatnonzero(weights >= weight_for(settings.near_miss))
+    report.seconds["score"] = time.perf_counter() - clock
     return _Scored(state, model, report, gamma, weights, per_field, veto, kept)
+
+
+def _score(
+    state: MatchState, model: MatchModel, gamma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Match weight of every candidate pair and the weight of each field, in batches."""
+    candidates = state.candidates
+    weights = np.empty(len(candidates), dtype=np.float64)
+    per_field = np.empty(gamma.shape, dtype=np.float32)
+    for start in range(0, len(candidates), state.settings.batch_size):
+        stop = start + state.settings.batch_size
+        left, right = candidates.left[start:stop], candidates.right[start:stop]
+        total, fields = pair_weights(
+            model,
+            state.comparisons,
+            gamma[start:stop],
+            state.prepared,
+            left,
+            right,
+            state.priors(model, left, right),
+        )
+        weights[start:stop] = total
+        per_field[start:stop] = fields
+    return weights, per_field
+
+
+def _block(prepared: PreparedRecords, settings: MatchSettings) -> CandidatePairs:
+    threads = None if settings.workers < 1 else settings.workers
+    return block(
+        prepared,
+        settings.blocking_rules,
+        settings.max_block_size,
+        threads,
+        settings.max_refined_block_size,
+    )
 
 
 def _links_frame(scored: _Scored, rows: np.ndarray, decisions: list[str]) -> pd.DataFrame:
@@ -530,14 +648,19 @@ def _links_frame(scored: _Scored, rows: np.ndarray, decisions: list[str]) -> pd.
     ids = state.prepared.record_ids
     threshold_weight = weight_for(state.settings.threshold)
     weights = scored.weights[rows]
+    left, right = candidates.left[rows], candidates.right[rows]
+    prior = state.priors(scored.model, left, right)
+    group_labels = np.array(state.groups.labels if state.groups else ["all"], dtype=object)
     data: dict[str, object] = {
-        "record_id_l": ids[candidates.left[rows]],
-        "record_id_r": ids[candidates.right[rows]],
+        "record_id_l": ids[left],
+        "record_id_r": ids[right],
         "match_weight": np.round(weights, 4),
         "match_probability": probability(weights),
-        "is_match": [d == "link" for d in decisions],
-        "decision": decisions,
-        "blocking_rules": candidates.rule_labels(candidates.rules[rows]),
+        "is_match": np.array([d == "link" for d in decisions], dtype=bool),
+        "decision": np.array(decisions, dtype=object),
+        "blocking_rules": np.array(candidates.rule_labels(candidates.rules[rows]), dtype=object),
+        "pair_group": group_labels[state.groups.of(left, right)] if state.groups else "all",
+        "prior_weight": np.round(np.log2(prior) - np.log2(1.0 - prior), 4),
     }
     for j, comparison in enumerate(state.comparisons):
         names = np.array([*comparison.level_names, "null"], dtype=object)
@@ -577,13 +700,13 @@ def estimate_model(
     settings = settings or MatchSettings()
     prepared = _prepare(frame, settings, mapping)
     comparisons = active_comparisons(prepared, settings.comparisons)
-    threads = None if settings.workers < 1 else settings.workers
-    candidates = block(prepared, settings.blocking_rules, settings.max_block_size, threads)
+    candidates = _block(prepared, settings)
     gamma = _compare_all(
         prepared, comparisons, candidates.left, candidates.right, settings, progress, "compare"
     )
+    groups = pair_groups(prepared, comparisons)
     return _estimate(
-        prepared, comparisons, gamma, settings, candidates.left, candidates.right, progress
+        prepared, comparisons, gamma, settings, candidates.left, candidates.right, groups, progress
     )
 
 
@@ -611,28 +734,50 @@ def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def _guard_codes(
-    prepared: PreparedRecords,
-    comparisons: Sequence[Comparison],
-    gamma: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    vetoes: list[tuple],
-) -> np.ndarray:
-    """Veto codes of pairs inside a component, as conflicts for the chaining guard.
+def _conflicts(
+    scored: _Scored, left: np.ndarray, right: np.ndarray, gamma: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
+    """Which pairs inside a component are clearly two people, as conflicts for the chaining
+    guard: 0 for none, else 1 + the index of the reason in the returned list.
 
-    A first-name veto counts only between two known names (see
-    `PreparedRecords.known_names`): two typos of one name are often further apart than
-    each is from the original, and must not split that person's records.
+    A pair is clearly two people when a veto applies, or when it scores below `near_miss` with
+    at least one field `guard_bits` or more against it. A first name counts only between two
+    known names (see `PreparedRecords.known_names`): two typos of one name are often further
+    apart than each is from the original, and must not split that person's records.
     """
-    codes = _veto_codes(gamma, vetoes)
+    state = scored.state
+    prepared, comparisons, settings = state.prepared, state.comparisons, state.settings
+    vetoes = _veto_columns(comparisons, settings)
+    reasons = [reason for _, _, reason in vetoes]
+    codes = _veto_codes(gamma, vetoes).astype(np.int16)
+    total, per_field = pair_weights(
+        scored.model,
+        comparisons,
+        gamma,
+        prepared,
+        left,
+        right,
+        state.priors(scored.model, left, right),
+    )
     names = [c.name for c in comparisons]
+    against = per_field.copy()
     if "first_name" in names:
         typo_like = ~prepared.known_names("first", left, right)
+        against[typo_like, names.index("first_name")] = 0.0
         for index, (j, _, _) in enumerate(vetoes):
             if names[j] == "first_name":
                 codes[(codes == index + 1) & typo_like] = 0
-    return codes
+    if len(against) and against.shape[1]:
+        worst = np.argmin(against, axis=1)
+        strong = (total < weight_for(settings.near_miss)) & (
+            against[np.arange(len(against)), worst] <= -settings.guard_bits
+        )
+        for j, comparison in enumerate(comparisons):
+            rows = strong & (worst == j) & (codes == 0)
+            for level in np.unique(gamma[rows, j]).tolist():
+                reasons.append(f"{comparison.levels[level].label}, strong evidence against")
+                codes[rows & (gamma[:, j] == level)] = len(reasons)
+    return codes, reasons
 
 
 def _guard(
@@ -661,8 +806,7 @@ def _guard(
     gamma = _compare_all(
         prepared, state.comparisons, all_l, all_r, settings, progress, "chaining guard"
     )
-    vetoes = _veto_columns(state.comparisons, settings)
-    codes = _guard_codes(prepared, state.comparisons, gamma, all_l, all_r, vetoes)
+    codes, reasons = _conflicts(scored, all_l, all_r, gamma)
     conflicts: dict[int, dict[int, int]] = {}
     for x, y, code in zip(all_l[codes > 0], all_r[codes > 0], codes[codes > 0], strict=True):
         conflicts.setdefault(int(x), {})[int(y)] = int(code)
@@ -697,7 +841,7 @@ def _guard(
             clash = next(((x, y) for x in small for y in conflicts.get(x, {}) if y in large), None)
             if clash is not None:
                 x, y = clash
-                reason = vetoes[conflicts[x][y] - 1][2]
+                reason = reasons[conflicts[x][y] - 1]
                 a, b = sorted((x, y))
                 decisions[int(accepted[link])] = (
                     f"dropped: would join {ids[a]} and {ids[b]} ({reason})"
