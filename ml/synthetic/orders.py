@@ -51,6 +51,8 @@ REF_NONE, REF_CRM, REF_EMAIL, REF_LOYALTY = range(4)
 
 @dataclass
 class Orders:
+    """Every order (web and till) in time order, and their lines."""
+
     person: np.ndarray  # -1 for anonymous till sales
     web: np.ndarray  # bool
     utc: np.ndarray  # epoch seconds
@@ -84,16 +86,12 @@ def make_stores(ctx: Context) -> np.ndarray:
     return np.concatenate([np.arange(len(vocab.COUNTRIES)), extra])
 
 
-def make_orders(
-    ctx: Context, people: People, rec: Records, cat: Catalogue, stores: np.ndarray
-) -> Orders:
-    rng = ctx.rng(ORDERS, 2)
-    start, end = ctx.history_start_secs, ctx.end_secs
+def _orders_by_people(
+    rng: np.random.Generator, people: People, start: int, end: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(person, instant, is web) of each order by a known person: skewed activity, nothing
+    before the customer existed; account holders order on the web more often."""
     n = people.n
-    zone_of_country = np.array([ZONES.index(vocab.TIMEZONE[c]) for c in vocab.COUNTRIES])
-    currency_of_country = np.array([CURRENCIES.index(vocab.CURRENCY[c]) for c in vocab.COUNTRIES])
-
-    # ---- orders per person: skewed activity, nothing before the customer existed
     first_possible = np.maximum(start, people.created + 2 * 3600)
     active = np.clip((end - first_possible) / (end - start), 0, 1)
     buyer = rng.random(n) < 0.85
@@ -103,8 +101,19 @@ def make_orders(
     t = first_possible[person] + (rng.random(m) * (end - first_possible[person])).astype(np.int64)
     p_web = rng.beta(2, 2, size=n) * np.where(people.has_account, 1.0, 0.5)
     web = rng.random(m) < p_web[person]
+    return person, t, web
 
-    # store orders: the person's home store (or another in the country), local opening hours
+
+def _order_stores(
+    rng: np.random.Generator,
+    people: People,
+    person: np.ndarray,
+    web: np.ndarray,
+    stores: np.ndarray,
+) -> np.ndarray:
+    """The store of each order (-1 on the web): mostly the person's home store, else another
+    in their country."""
+    n, m = people.n, len(person)
     by_country = [np.flatnonzero(stores == c) for c in range(len(vocab.COUNTRIES))]
     home = np.zeros(n, np.int64)
     other = np.zeros(m, np.int64)
@@ -113,20 +122,20 @@ def make_orders(
         home[mine] = options[(rng.random(len(mine)) * len(options)).astype(np.int64)]
         mine = np.flatnonzero(people.country[person] == c)
         other[mine] = options[(rng.random(len(mine)) * len(options)).astype(np.int64)]
-    store = np.where(web, -1, np.where(rng.random(m) < 0.8, home[person], other))
+    return np.where(web, -1, np.where(rng.random(m) < 0.8, home[person], other))
 
-    # anonymous till sales
-    n_anon = int(0.4 * np.count_nonzero(~web))
-    anon_store = rng.integers(0, len(stores), size=n_anon)
-    anon_t = start + (rng.random(n_anon) * (end - start)).astype(np.int64)
 
-    person = np.concatenate([person, np.full(n_anon, -1)])
-    web = np.concatenate([web, np.zeros(n_anon, bool)])
-    store = np.concatenate([store, anon_store]).astype(np.int64)
-    t = np.concatenate([t, anon_t])
-    total = len(person)
-
-    # times: web any hour (evening peak) in UTC; tills 09:00-20:00 local
+def _order_clocks(
+    rng: np.random.Generator,
+    t: np.ndarray,
+    web: np.ndarray,
+    store: np.ndarray,
+    stores: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(UTC instant, local wall clock, offset) of each order on its day: web any hour
+    (evening peak) in UTC, tills 09:00-20:00 local time."""
+    total = len(t)
+    zone_of_country = np.array([ZONES.index(vocab.TIMEZONE[c]) for c in vocab.COUNTRIES])
     day = t // DAY
     web_tod = (rng.beta(5, 2.5, size=total) * DAY).astype(np.int64)
     till_tod = rng.integers(9 * 3600, 20 * 3600, size=total)
@@ -138,31 +147,25 @@ def make_orders(
         idx = np.flatnonzero(~web & (zone == z))
         utc[idx] = col.local_to_utc(local[idx], name)
         offset[idx] = local[idx] - utc[idx]
-    # nothing before the customer existed, nothing after the end, nothing before the history
-    known = person >= 0
-    created = np.where(known, people.created[np.maximum(person, 0)], 0)
-    keep = (utc < end) & (local >= start) & (~known | (utc >= created + 2 * 3600))
-    idx = np.flatnonzero(keep)
-    idx = idx[np.argsort(utc[idx], kind="stable")]
-    person, web, store, utc, local, offset = (
-        a[idx] for a in (person, web, store, utc, local, offset)
-    )
-    total = len(idx)
+    return utc, local, offset
+
+
+def _customer_refs(
+    rng: np.random.Generator,
+    people: People,
+    rec: Records,
+    person: np.ndarray,
+    web: np.ndarray,
+    utc: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """(kind, CRM record, guest e-mail) of each order's customer_ref.
+
+    Logged-in web orders carry a crm id (sometimes of the duplicate record), guest checkouts
+    an e-mail; till sales the loyalty card of the original or duplicate record when shown.
+    """
+    total = len(person)
     known = person >= 0
     safe_person = np.maximum(person, 0)
-
-    currency = np.where(
-        web,
-        currency_of_country[people.country[safe_person]],
-        currency_of_country[stores[np.maximum(store, 0)]],
-    )
-    status = np.where(
-        web,
-        rng.choice(3, size=total, p=[0.93, 0.045, 0.025]),
-        rng.choice(3, size=total, p=[0.96, 0.04, 0.0]),
-    )
-
-    # ---- customer_ref
     ref_kind = np.full(total, REF_NONE)
     ref_record = np.full(total, -1, dtype=np.int64)
     ref_email: list[str | None] = [None] * total
@@ -192,8 +195,27 @@ def make_orders(
     use_card = till & shown & (card_record >= 0)
     ref_kind[use_card] = REF_LOYALTY
     ref_record[use_card] = card_record[use_card]
+    return ref_kind, ref_record, ref_email
 
-    # ---- lines
+
+@dataclass
+class OrderLines:
+    """The lines of the orders: which order, its number, product, quantity and prices."""
+
+    line_start: np.ndarray  # first line of each order
+    line_count: np.ndarray  # lines of each order
+    line_order: np.ndarray
+    line_number: np.ndarray
+    sku: np.ndarray
+    quantity: np.ndarray
+    unit_price: np.ndarray  # cents
+    discount: np.ndarray  # cents, -1 none
+
+
+def _order_lines(rng: np.random.Generator, cat: Catalogue, currency: np.ndarray) -> OrderLines:
+    """1-6 lines per order: popular products, mostly one of each, priced in the order's
+    currency, 12% with a discount."""
+    total = len(currency)
     count = np.minimum(rng.geometric(0.5, size=total), 6)
     line_start = np.cumsum(count) - count
     n_lines = int(count.sum())
@@ -206,7 +228,54 @@ def make_orders(
     discounted = rng.random(n_lines) < 0.12
     rate = rng.choice([0.10, 0.15, 0.20, 0.25], size=n_lines)
     discount = np.where(discounted, np.round(unit_price * quantity * rate).astype(np.int64), -1)
+    return OrderLines(
+        line_start, count, line_order, line_number, sku, quantity, unit_price, discount
+    )
 
+
+def make_orders(
+    ctx: Context, people: People, rec: Records, cat: Catalogue, stores: np.ndarray
+) -> Orders:
+    """Two years of web and till orders up to the end date, in time order, with their lines."""
+    rng = ctx.rng(ORDERS, 2)
+    start, end = ctx.history_start_secs, ctx.end_secs
+    currency_of_country = np.array([CURRENCIES.index(vocab.CURRENCY[c]) for c in vocab.COUNTRIES])
+    person, t, web = _orders_by_people(rng, people, start, end)
+    store = _order_stores(rng, people, person, web, stores)
+
+    # anonymous till sales
+    n_anon = int(0.4 * np.count_nonzero(~web))
+    anon_store = rng.integers(0, len(stores), size=n_anon)
+    anon_t = start + (rng.random(n_anon) * (end - start)).astype(np.int64)
+    person = np.concatenate([person, np.full(n_anon, -1)])
+    web = np.concatenate([web, np.zeros(n_anon, bool)])
+    store = np.concatenate([store, anon_store]).astype(np.int64)
+    t = np.concatenate([t, anon_t])
+
+    utc, local, offset = _order_clocks(rng, t, web, store, stores)
+    # nothing before the customer existed, nothing after the end, nothing before the history
+    known = person >= 0
+    created = np.where(known, people.created[np.maximum(person, 0)], 0)
+    keep = (utc < end) & (local >= start) & (~known | (utc >= created + 2 * 3600))
+    idx = np.flatnonzero(keep)
+    idx = idx[np.argsort(utc[idx], kind="stable")]
+    person, web, store, utc, local, offset = (
+        a[idx] for a in (person, web, store, utc, local, offset)
+    )
+    total = len(idx)
+
+    currency = np.where(
+        web,
+        currency_of_country[people.country[np.maximum(person, 0)]],
+        currency_of_country[stores[np.maximum(store, 0)]],
+    )
+    status = np.where(
+        web,
+        rng.choice(3, size=total, p=[0.93, 0.045, 0.025]),
+        rng.choice(3, size=total, p=[0.96, 0.04, 0.0]),
+    )
+    ref_kind, ref_record, ref_email = _customer_refs(rng, people, rec, person, web, utc)
+    lines = _order_lines(rng, cat, currency)
     number = 100_000_000 + np.cumsum(rng.integers(1, 4, size=total))
     return Orders(
         person=person,
@@ -221,14 +290,7 @@ def make_orders(
         ref_kind=ref_kind,
         ref_record=ref_record,
         ref_email=ref_email,
-        line_start=line_start,
-        line_count=count,
-        line_order=line_order,
-        line_number=line_number,
-        sku=sku,
-        quantity=quantity,
-        unit_price=unit_price,
-        discount=discount,
+        **vars(lines),  # line_start, line_count, line_order, ... discount: the same names
     )
 
 
@@ -247,6 +309,7 @@ def _refs(ctx: Context, orders: Orders, rec: Records) -> pa.Array:
 def _columns(
     orders: Orders, refs: pa.Array, cat_skus: pa.Array, lines: np.ndarray
 ) -> list[pa.Array]:
+    """The COLUMNS of the given lines, as text arrays (nulls where a value is absent)."""
     o = orders.line_order[lines]
     discount = orders.discount[lines]
     store = orders.store[o]
@@ -333,6 +396,7 @@ def ghost_row(
 
 
 def _encode(row: dict[str, str], spec: tuple[str, str], number: int) -> bytes:
+    """A malformed row as a CSV line: a column short or extra, Latin-1 bytes, or plain."""
     field, kind = spec
     if kind == "wrong_column_count":
         values = list(row.values())
@@ -348,20 +412,13 @@ def _encode(row: dict[str, str], spec: tuple[str, str], number: int) -> bytes:
     return col.csv_row(list(row.values())).encode()
 
 
-def write(
-    ctx: Context, orders: Orders, rec: Records, cat: Catalogue, stores: np.ndarray, landing: Landing
-) -> None:
-    rng = ctx.rng(ORDERS, 4)
-    ghost_rng = ctx.rng(GHOSTS, 2)
-    refs = _refs(ctx, orders, rec)
-    sku_list = cat.skus()[: cat.base]
-    cat_skus = col.strings(cat.skus())
+def order_files(ctx: Context, orders: Orders) -> list[tuple[str, str, np.ndarray, list[date]]]:
+    """(name, format, line indices, dates covered) of every orders file: one CSV per month of
+    the history up to the full export, then per delta day a store Parquet and a web CSV."""
     file_day = orders.local // DAY  # the date written in ordered_at decides the file
     line_day = file_day[orders.line_order]
     line_web = orders.web[orders.line_order]
     full_day = col.epoch_day(ctx.full_export)
-
-    # (name, kind, line indices, dates covered)
     files: list[tuple[str, str, np.ndarray, list[date]]] = []
     month = ctx.history_start.replace(day=1)
     while month <= ctx.full_export:
@@ -377,7 +434,14 @@ def write(
             lines = np.flatnonzero((line_day == col.epoch_day(d)) & (line_web == is_web))
             name = f"{kind}_{d.isoformat()}.{'csv' if is_web else 'parquet'}"
             files.append((name, "csv" if is_web else "parquet", lines, [d]))
+    return files
 
+
+def _ghost_plan(
+    rng: np.random.Generator, files: list[tuple[str, str, np.ndarray, list[date]]]
+) -> dict[int, list[tuple[str, str]]]:
+    """The malformed rows of each file (by file index): every file of a format gets one of
+    that format's kinds in turn, the rest go to files at random."""
     csv_total = sum(len(f[2]) for f in files if f[1] == "csv")
     parquet_total = sum(len(f[2]) for f in files if f[1] == "parquet")
     plan: dict[int, list[tuple[str, str]]] = {}
@@ -393,49 +457,80 @@ def write(
                 else targets[int(rng.integers(len(targets)))]
             )
             plan.setdefault(target, []).append(spec)
+    return plan
 
+
+def _with_resent_orders(
+    rng: np.random.Generator, orders: Orders, lines: np.ndarray, previous_web: np.ndarray | None
+) -> tuple[np.ndarray, int]:
+    """(the web file's lines with a few of yesterday's orders re-sent, all their lines
+    identical, inserted at one place; how many lines were re-sent)."""
+    if previous_web is None or not len(previous_web):
+        return lines, 0
+    prev_orders = np.unique(orders.line_order[previous_web])
+    count = max(1, round(0.005 * len(prev_orders)))
+    again = np.sort(rng.choice(prev_orders, size=min(count, len(prev_orders)), replace=False))
+    resent = np.concatenate(
+        [
+            np.arange(orders.line_start[o], orders.line_start[o] + orders.line_count[o])
+            for o in again.tolist()
+        ]
+    )
+    at = int(rng.integers(0, len(lines) + 1))
+    return np.concatenate([lines[:at], resent, lines[at:]]), len(resent)
+
+
+def _ghost_rows(
+    ghost_rng: np.random.Generator,
+    specs: list[tuple[str, str]],
+    file: tuple[str, str, np.ndarray, list[date]],
+    rows: int,
+    numbers_used: int,
+    sku_list: list[str],
+    n_stores: int,
+) -> list[BadRow]:
+    """The malformed rows of one file of `rows` valid rows, numbered after `numbers_used`:
+    CSV lines, or Parquet rows whose absent values are nulls as in the valid rows."""
+    name, fmt, _, days = file
+    bad = []
+    for at, spec in zip(spread(ghost_rng, rows, len(specs)), specs, strict=True):
+        ghost_number = numbers_used + len(bad) + 1
+        day = days[int(ghost_rng.integers(len(days)))]
+        web = name.startswith("web_") or (name.startswith("orders_") and ghost_number % 2 == 0)
+        row = ghost_row(ghost_rng, ghost_number, col.epoch_day(day), web, sku_list, spec, n_stores)
+        data: bytes | dict[str, str | None]
+        if fmt == "csv":
+            data = _encode(row, spec, ghost_number)
+        else:  # Parquet: absent values are nulls, as in the valid rows
+            data = {k: (v if v != "" else None) for k, v in row.items()}
+        bad.append(BadRow(at, data, spec[0], spec[1]))
+    return bad
+
+
+def write(
+    ctx: Context, orders: Orders, rec: Records, cat: Catalogue, stores: np.ndarray, landing: Landing
+) -> None:
+    """Write the monthly and daily orders files, with re-sent web orders and malformed rows."""
+    rng = ctx.rng(ORDERS, 4)
+    ghost_rng = ctx.rng(GHOSTS, 2)
+    refs = _refs(ctx, orders, rec)
+    sku_list = cat.skus()[: cat.base]
+    cat_skus = col.strings(cat.skus())
+    files = order_files(ctx, orders)
+    plan = _ghost_plan(rng, files)
     ghost_number = 0
     previous_web: np.ndarray | None = None
-    for i, (name, fmt, lines, days) in enumerate(files):
-        duplicates = 0
+    for i, file in enumerate(files):
+        name, fmt, lines, _ = file
+        body, duplicates = lines, 0
         if name.startswith("web_"):
             # the web shop re-sent a few of yesterday's orders (all their lines, identical)
-            body = lines
-            if previous_web is not None and len(previous_web):
-                prev_orders = np.unique(orders.line_order[previous_web])
-                count = max(1, round(0.005 * len(prev_orders)))
-                again = np.sort(
-                    rng.choice(prev_orders, size=min(count, len(prev_orders)), replace=False)
-                )
-                resent = np.concatenate(
-                    [
-                        np.arange(orders.line_start[o], orders.line_start[o] + orders.line_count[o])
-                        for o in again.tolist()
-                    ]
-                )
-                at = int(rng.integers(0, len(lines) + 1))
-                body = np.concatenate([lines[:at], resent, lines[at:]])
-                duplicates = len(resent)
+            body, duplicates = _with_resent_orders(rng, orders, lines, previous_web)
             previous_web = lines
-        else:
-            body = lines
         table_columns = _columns(orders, refs, cat_skus, body)
-        bad = []
-        for at, spec in zip(
-            spread(ghost_rng, len(body), len(plan.get(i, []))), plan.get(i, []), strict=True
-        ):
-            ghost_number += 1
-            day = days[int(ghost_rng.integers(len(days)))]
-            web = name.startswith("web_") or (name.startswith("orders_") and ghost_number % 2 == 0)
-            row = ghost_row(
-                ghost_rng, ghost_number, col.epoch_day(day), web, sku_list, spec, len(stores)
-            )
-            data: bytes | dict[str, str | None]
-            if fmt == "csv":
-                data = _encode(row, spec, ghost_number)
-            else:  # Parquet: absent values are nulls, as in the valid rows
-                data = {k: (v if v != "" else None) for k, v in row.items()}
-            bad.append(BadRow(at, data, spec[0], spec[1]))
+        specs = plan.get(i, [])
+        bad = _ghost_rows(ghost_rng, specs, file, len(body), ghost_number, sku_list, len(stores))
+        ghost_number += len(specs)
         if fmt == "csv":
             landing.text(
                 FEED, name, col.csv_lines(table_columns), bad, duplicates, header=",".join(COLUMNS)
