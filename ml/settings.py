@@ -16,6 +16,11 @@ Nothing else in Teal reads these environment variables, and nothing writes any:
 | `TEAL_AS_OF` | the moment features and segments are computed as of (ml/as_of.py) | the run's start |
 | `TEAL_DUCKDB_MEMORY` | DuckDB's memory limit, for every connection Teal and dbt open | `4GB` |
 | `TEAL_DUCKDB_THREADS` | DuckDB's threads | the machine's cores |
+| `TEAL_HUB_SNAPSHOTS` | where runs publish the audience hub's read-only snapshots (ml/hub) | `hub/snapshots/` beside the warehouse |
+| `TEAL_HUB_DATABASE` | the hub's own SQLite file: users, sessions, its audit log | `hub/hub.sqlite` beside the warehouse |
+| `TEAL_HUB_HOST`, `TEAL_HUB_PORT` | where `make serve` listens | `127.0.0.1`, `8080` |
+| `TEAL_HUB_SECRET` | the key that signs the hub's cookies (make writes one to `.secrets/hub.env`) | none: the hub does not start |
+| `TEAL_HUB_HTTPS` | `1` when the hub is reached over HTTPS: cookies marked Secure, HSTS sent | off |
 
 No Dagster import here: the code location wraps this object in a resource.
 """
@@ -49,6 +54,14 @@ SALT_ENV = "TEAL_SALT"
 AS_OF_ENV = "TEAL_AS_OF"
 MEMORY_ENV = "TEAL_DUCKDB_MEMORY"
 THREADS_ENV = "TEAL_DUCKDB_THREADS"
+HUB_SNAPSHOTS_ENV = "TEAL_HUB_SNAPSHOTS"
+HUB_DATABASE_ENV = "TEAL_HUB_DATABASE"
+HUB_HOST_ENV = "TEAL_HUB_HOST"
+HUB_PORT_ENV = "TEAL_HUB_PORT"
+HUB_SECRET_ENV = "TEAL_HUB_SECRET"
+HUB_HTTPS_ENV = "TEAL_HUB_HTTPS"
+DEFAULT_HUB_HOST = "127.0.0.1"
+DEFAULT_HUB_PORT = 8080
 
 DEFAULT_MEMORY_LIMIT = "4GB"
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
@@ -71,6 +84,12 @@ class Settings:
     as_of: str = ""
     duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
     duckdb_threads: int = 0
+    hub_snapshots: Path | None = None
+    hub_database: Path | None = None
+    hub_host: str = DEFAULT_HUB_HOST
+    hub_port: int = DEFAULT_HUB_PORT
+    hub_secret: str = dataclasses.field(default="", repr=False)  # never printed
+    hub_https: bool = False
 
     def __post_init__(self) -> None:
         # derived folders default to siblings of the warehouse; paths are made absolute once
@@ -81,6 +100,12 @@ class Settings:
             "exports": Path(self.exports or data / "exports").resolve(),
             "reports": Path(self.reports or data / "reports").resolve(),
             "models": Path(self.models or data / "models").resolve(),
+            "hub_snapshots": Path(self.hub_snapshots or data / "hub" / "snapshots").resolve(),
+            "hub_database": Path(self.hub_database or data / "hub" / "hub.sqlite").resolve(),
+            "hub_host": str(self.hub_host or DEFAULT_HUB_HOST).strip(),
+            "hub_port": int(self.hub_port or DEFAULT_HUB_PORT),
+            "hub_secret": str(self.hub_secret or "").strip(),
+            "hub_https": bool(self.hub_https),
             "duckdb_threads": int(self.duckdb_threads) or (os.cpu_count() or 1),
             "salt": str(self.salt or "").strip(),
             "as_of": str(self.as_of or "").strip(),
@@ -94,6 +119,8 @@ class Settings:
             )
         if self.duckdb_threads < 1:
             raise SettingsError(f"${THREADS_ENV} must be a positive number of threads")
+        if not 1 <= self.hub_port <= 65535:
+            raise SettingsError(f"${HUB_PORT_ENV} must be a port number from 1 to 65535")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -107,6 +134,12 @@ class Settings:
         threads = env.get(THREADS_ENV, "").strip()
         if threads and not threads.isdigit():
             raise SettingsError(f"${THREADS_ENV} must be a whole number, not {threads!r}")
+        port = env.get(HUB_PORT_ENV, "").strip()
+        if port and not port.isdigit():
+            raise SettingsError(f"${HUB_PORT_ENV} must be a port number, not {port!r}")
+        https = env.get(HUB_HTTPS_ENV, "").strip().lower()
+        if https not in ("", "0", "1", "true", "false", "yes", "no"):
+            raise SettingsError(f"${HUB_HTTPS_ENV} must be 1 or 0, not {https!r}")
         values: dict[str, Any] = {
             "warehouse": path(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE,
             "landing": path(LANDING_ENV) or DEFAULT_LANDING,
@@ -117,6 +150,12 @@ class Settings:
             "as_of": env.get(AS_OF_ENV, ""),
             "duckdb_memory_limit": env.get(MEMORY_ENV, "").strip() or DEFAULT_MEMORY_LIMIT,
             "duckdb_threads": int(threads) if threads else 0,
+            "hub_snapshots": path(HUB_SNAPSHOTS_ENV),
+            "hub_database": path(HUB_DATABASE_ENV),
+            "hub_host": env.get(HUB_HOST_ENV, "").strip() or DEFAULT_HUB_HOST,
+            "hub_port": int(port) if port else DEFAULT_HUB_PORT,
+            "hub_secret": env.get(HUB_SECRET_ENV, ""),
+            "hub_https": https in ("1", "true", "yes"),
         }
         values.update(overrides)
         return cls(**values)
@@ -136,7 +175,7 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (derived folders follow a new warehouse unless set)."""
         if "warehouse" in changes:
-            for derived in ("exports", "reports", "models"):
+            for derived in ("exports", "reports", "models", "hub_snapshots", "hub_database"):
                 changes.setdefault(derived, None)
         return dataclasses.replace(self, **changes)
 
@@ -183,7 +222,8 @@ class Settings:
 # - activation: campaign outcomes, after the exports.
 DBT_SELECTIONS = {
     "feeds": {
-        "select": "path:models/staging path:models/intermediate/identity",
+        "select": "path:models/staging path:models/intermediate/identity "
+        "path:models/marts/quality",
         "exclude": "path:models/staging/identity path:models/staging/ml "
         "path:models/staging/activation",
     },
@@ -193,7 +233,7 @@ DBT_SELECTIONS = {
     "customers": {
         "select": "path:models/intermediate/customers "
         "path:models/intermediate/behaviour path:models/marts/customers "
-        "path:models/marts/features path:models/intermediate/consent "
+        "path:models/marts/features path:models/marts/products path:models/intermediate/consent "
         "path:models/marts/consent path:seeds",
     },
     "audiences": {

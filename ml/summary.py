@@ -60,6 +60,44 @@ def feed_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
     return lines
 
 
+def absent_feed_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """The contracted feeds no file was ever landed for (their tables and marts stay empty)."""
+    from ml.landing import contracts
+
+    delivered = {
+        feed
+        for (feed,) in connection.execute(
+            "select distinct feed from landing.files where status = 'loaded'"
+        ).fetchall()
+    }
+    absent = [feed.name for feed in contracts.load() if feed.name not in delivered]
+    if not absent:
+        return []
+    return [
+        "",
+        f"Feeds absent (no file landed; what depends on them is empty): {', '.join(absent)}",
+    ]
+
+
+def reference_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """References between feeds that do not resolve: kept and counted, never dropped."""
+    if not table_exists(connection, "marts", "fct_unresolved_references"):
+        return []
+    from ml.workflow.quality import describe_finding
+
+    findings = connection.execute(
+        "select * from marts.fct_unresolved_references where rows_unresolved > 0 "
+        "order by reference_name"
+    ).df()
+    if findings.empty:
+        return ["References: every product and crm id that orders, events and consent name exists"]
+    return [
+        "References that do not resolve (rows kept and counted in "
+        "marts.fct_unresolved_references):",
+        *(f"  {describe_finding(row)}" for row in findings.itertuples()),
+    ]
+
+
 def quarantined_file_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
     """The files quarantined whole, with their reasons (nothing when there are none)."""
     bad_files = connection.execute(
@@ -157,8 +195,10 @@ def render(connection: duckdb.DuckDBPyConnection, settings: Settings) -> str:
     audiences, privacy and exports, dbt, and where to look next."""
     lines = [f"Teal: warehouse {_relative(settings.warehouse)}", ""]
     lines += feed_lines(connection)
+    lines += absent_feed_lines(connection)
     lines += quarantined_file_lines(connection)
     lines += validation_lines(connection)
+    lines += reference_lines(connection)
     lines += identity_lines(connection)
     lines += audience_lines(connection)
     lines += privacy_lines(connection)

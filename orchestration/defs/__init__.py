@@ -16,6 +16,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs,
         landing,
         privacy,
+        quality,
         resources,
         transform,
     )
@@ -25,6 +26,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         transform.defs,
         identity.defs,
         privacy.defs,
+        quality.defs,
         audiences.defs,
         activation.defs,
         jobs.defs,

@@ -1,5 +1,6 @@
 -- One row per order line with the customer who placed it (null for anonymous till sales and
--- references that resolve to nobody) and its amounts in GBP.
+-- references that resolve to nobody), its product in dim_products (the unknown member for a sku
+-- the catalogue never listed) and its amounts in GBP.
 with
 
 order_lines as (
@@ -11,6 +12,13 @@ order_lines as (
 records as (
 
     select * from {{ ref('stg_identity__records') }}
+
+),
+
+products as (
+
+    select * from {{ ref('dim_products') }}
+    where not is_unknown
 
 ),
 
@@ -32,6 +40,7 @@ final as (
         order_lines.channel,
         order_lines.store_id,
         order_lines.product_id,
+        coalesce(products.product_key, 'unknown') as product_key,
         order_lines.quantity,
         order_lines.unit_price,
         order_lines.discount_amount,
@@ -48,6 +57,8 @@ final as (
     from order_lines
     left join records
         on 'order:' || order_lines.order_id = records.record_key
+    left join products
+        on order_lines.product_id = products.product_id
     left join currency_rates
         on order_lines.currency_code = currency_rates.currency_code
 
