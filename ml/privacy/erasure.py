@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -113,10 +114,8 @@ def _erase_pending(
     """Steps 1 to 5 of the module docstring for the pending requests, into `outcome`."""
     processed_at = _now()
     subjects.collect_identifiers(connection)
+    requests = subjects.describe_requests(connection)  # before identity loses their rows
     people = export_matching.erased_people(connection)
-    identifiers = subjects.counts_per_request(connection, subjects.IDENTIFIERS, "value")
-    customers = subjects.counts_per_request(connection, subjects.CUSTOMERS, "customer_id")
-    known_elsewhere = subjects.requests_known_elsewhere(connection)
     tables = find_personal_tables(connection, contracts, dbt_manifest)
     in_tables, by_table = table_rows.delete_rows_naming_erased(
         connection, tables, contracts, processed_at
@@ -127,28 +126,31 @@ def _erase_pending(
     outcome.tombstones_added = tombstones.add_tombstones(connection, salt, processed_at)
     outcome.rows_removed_by_table = {**by_table, **in_files.by_file}
     outcome.export_files_amended = in_files.files
-    # the person had data beyond the request itself and what identity made of it
-    data_tables = {feed.qualified_table for feed in contracts} - {
-        contracts["erasure"].qualified_table
-    }
     for row in pending.itertuples(index=False):
         rows = {**in_tables.get(row.request_id, {}), **in_files.by_request.get(row.request_id, {})}
-        found = row.request_id in known_elsewhere or any(
-            table in data_tables or table.startswith("exports/") for table in rows
-        )
-        outcome.requests.append(
-            RequestOutcome(
-                request_id=row.request_id,
-                requested_at=None
-                if pd.isna(row.requested_at)
-                else row.requested_at.to_pydatetime(),
-                status=STATUS_ERASED if found else STATUS_NO_MATCH,
-                customers=customers.get(row.request_id, 0),
-                identifiers_erased=identifiers.get(row.request_id, 0),
-                rows_removed=rows,
-            )
-        )
+        outcome.requests.append(_request_outcome(row, requests[row.request_id], rows, contracts))
     write_erasure_log(connection, outcome, processed_at, _now())
+
+
+def _request_outcome(
+    row: Any, subject: subjects.RequestSubject, rows: dict[str, int], contracts: Contracts
+) -> RequestOutcome:
+    """One request's outcome: `erased` when the person had data beyond the request itself and
+    what identity made of it (identity saw them in another feed, or rows went from another
+    feed table or an export file), else `no_match`."""
+    data_tables = {feed.qualified_table for feed in contracts if feed.name != "erasure"}
+    found = subject.known_elsewhere or any(
+        table in data_tables or table.startswith("exports/") for table in rows
+    )
+    requested_at = None if pd.isna(row.requested_at) else row.requested_at.to_pydatetime()
+    return RequestOutcome(
+        request_id=row.request_id,
+        requested_at=requested_at,
+        status=STATUS_ERASED if found else STATUS_NO_MATCH,
+        customers=subject.customers,
+        identifiers_erased=subject.identifiers,
+        rows_removed=rows,
+    )
 
 
 def _now() -> datetime:

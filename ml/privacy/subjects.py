@@ -20,9 +20,14 @@ What erasure adds on top, in temporary tables of the connection (`load_pending_r
   or device), is left out: erasing it would delete someone else's rows. So a subject nobody
   resolves to still erases the rows that carry it, unless identity marks it shared. Values
   shorter than `MIN_IDENTIFIER_LENGTH` are left out too ("0", "n/a" would match strangers).
+
+`describe_requests` then counts, per request and before anything is deleted, its customers and
+identifiers and whether identity saw the person in a feed other than erasure.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
@@ -143,27 +148,37 @@ def _require_subjects_view(connection: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def counts_per_request(connection: duckdb.DuckDBPyConnection, table: str, column: str) -> dict:
-    """request_id -> distinct values of `column` in one of the temporary tables above."""
-    return dict(
-        connection.execute(
-            f"select request_id, count(distinct {quote_ident(column)}) from {table} group by all"
-        ).fetchall()
-    )
+@dataclass(frozen=True)
+class RequestSubject:
+    """What erasure found about one request's subject before deleting anything."""
+
+    customers: int  # customers the subject resolves to: 1, or 0 for nobody
+    identifiers: int  # distinct identifiers to erase
+    known_elsewhere: bool  # identity saw the customer in a feed other than erasure
 
 
-def requests_known_elsewhere(connection: duckdb.DuckDBPyConnection) -> set[str]:
-    """Requests whose customer identity saw in a source other than the erasure feed."""
+def describe_requests(connection: duckdb.DuckDBPyConnection) -> dict[str, RequestSubject]:
+    """request_id -> its RequestSubject, for every pending request (after collect_identifiers)."""
+    rows = connection.execute(
+        f"""
+        select
+            pending.request_id,
+            (select count(distinct customer_id) from {CUSTOMERS} as customers
+                where customers.request_id = pending.request_id),
+            (select count(distinct value) from {IDENTIFIERS} as identifiers
+                where identifiers.request_id = pending.request_id),
+            exists (
+                select 1 from {CUSTOMERS} as customers
+                inner join identity.records as records using (customer_id)
+                where customers.request_id = pending.request_id and records.source <> 'erasure'
+            )
+        from {PENDING} as pending
+        order by pending.request_id
+        """
+    ).fetchall()
     return {
-        request_id
-        for (request_id,) in connection.execute(
-            f"""
-            select distinct customers.request_id
-            from {CUSTOMERS} as customers
-            inner join identity.records as records using (customer_id)
-            where records.source <> 'erasure'
-            """
-        ).fetchall()
+        request_id: RequestSubject(customers, identifiers, known)
+        for request_id, customers, identifiers, known in rows
     }
 
 
