@@ -126,6 +126,7 @@ class Records:
 
     @property
     def n(self) -> int:
+        """How many records there are."""
         return len(self.person)
 
 
@@ -134,18 +135,16 @@ def _business_time(rng: np.random.Generator, days: np.ndarray) -> np.ndarray:
     return days * DAY + rng.integers(8 * 3600, 22 * 3600, size=len(days))
 
 
-def make_records(ctx: Context, people: People) -> Records:
-    rng = ctx.rng(CRM, 1)
+def _choose_duplicates(
+    rng: np.random.Generator, people: People, first_names: np.ndarray, last_names: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(person, variant) of each duplicate record, by person: ~4% of persons (at least one of
+    each variant), each variant given to persons it can apply to, the scarce ones first."""
     n = people.n
-    end = ctx.end_secs
-
-    # ---- which persons get a duplicate record, and of which kind
     n_dup = max(5, round(0.04 * n))
     kinds = [1, 2, 3, 4, 5] + list(
         rng.choice([1, 2, 3, 4, 5], size=n_dup - 5, p=[0.3, 0.15, 0.1, 0.25, 0.2])
     )
-    first_names = np.array(FIRST_NAMES, dtype=object)[people.first]
-    last_names = np.array(LAST_NAMES, dtype=object)[people.last]
     eligible = {
         1: np.ones(n, bool),
         2: np.array([f in vocab.NICKNAMES for f in first_names]),
@@ -165,16 +164,22 @@ def make_records(ctx: Context, people: People) -> Records:
     dup_person_arr = np.array(dup_person, dtype=np.int64)
     dup_kind_arr = np.array(dup_kind, dtype=np.int64)
     sort = np.argsort(dup_person_arr, kind="stable")
-    dup_person_arr, dup_kind_arr = dup_person_arr[sort], dup_kind_arr[sort]
-    m = len(dup_person_arr)
+    return dup_person_arr[sort], dup_kind_arr[sort]
 
-    person = np.concatenate([np.arange(n), dup_person_arr])
-    variant = np.concatenate([np.zeros(n, np.int64), dup_kind_arr])
 
-    # ---- names
-    first = list(first_names) + [first_names[p] for p in dup_person_arr]
-    last = list(last_names) + [last_names[p] for p in dup_person_arr]
-    for j, (p, kind) in enumerate(zip(dup_person_arr.tolist(), dup_kind_arr.tolist(), strict=True)):
+def _record_names(
+    rng: np.random.Generator,
+    first_names: np.ndarray,
+    last_names: np.ndarray,
+    dup_person: np.ndarray,
+    dup_kind: np.ndarray,
+) -> tuple[list[str], list[str]]:
+    """First and last name of every record: the person's, except a duplicate's typo,
+    nickname or swapped names."""
+    n = len(first_names)
+    first = list(first_names) + [first_names[p] for p in dup_person]
+    last = list(last_names) + [last_names[p] for p in dup_person]
+    for j, (p, kind) in enumerate(zip(dup_person.tolist(), dup_kind.tolist(), strict=True)):
         r = n + j
         if kind == 1:  # typo in the first or the last name
             if rng.random() < 0.5:
@@ -186,51 +191,74 @@ def make_records(ctx: Context, people: People) -> Records:
             first[r] = options[int(rng.integers(len(options)))]
         elif kind == 3:
             first[r], last[r] = last[r], first[r]
+    return first, last
 
-    # ---- e-mails: other_email always, other kinds sometimes (a kind combined with a new e-mail)
-    email = list(people.email) + [people.email[p] for p in dup_person_arr]
-    new_email = (dup_kind_arr == 4) | (rng.random(m) < 0.3)
+
+def _record_emails(
+    rng: np.random.Generator, people: People, dup_person: np.ndarray, dup_kind: np.ndarray
+) -> list[str]:
+    """E-mail of every record: other_email duplicates always get a new address, other
+    variants sometimes (a variant combined with a new e-mail)."""
+    n, m = people.n, len(dup_person)
+    email = list(people.email) + [people.email[p] for p in dup_person]
+    new_email = (dup_kind == 4) | (rng.random(m) < 0.3)
     idx = np.flatnonzero(new_email)
     fresh = people.emails.make(
         rng,
-        people.first[dup_person_arr[idx]],
-        people.last[dup_person_arr[idx]],
-        people.country[dup_person_arr[idx]],
+        people.first[dup_person[idx]],
+        people.last[dup_person[idx]],
+        people.country[dup_person[idx]],
         np.zeros(len(idx), np.int64),
     )
     for k, address in zip(idx.tolist(), fresh, strict=True):
         email[n + k] = address
+    return email
 
-    # ---- phones and the notation each record writes them in
-    country = people.country[person]
-    country_codes = [vocab.COUNTRIES[c] for c in country.tolist()]
+
+def _record_phones(
+    rng: np.random.Generator,
+    people: People,
+    person: np.ndarray,
+    dup_person: np.ndarray,
+    dup_kind: np.ndarray,
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """(notation, phone plan, national number) of every record: a phone_format duplicate
+    writes the same number in another notation, others often lack the phone."""
+    n = people.n
+    country_codes = [vocab.COUNTRIES[c] for c in people.country[person].tolist()]
     notation = phones.pick_notations(country_codes, rng)
     phone_plan = people.phone_plan[person].copy()
-    phone_nsn = list(people.phone_nsn) + [people.phone_nsn[p] for p in dup_person_arr]
-    for j, kind in enumerate(dup_kind_arr.tolist()):
+    phone_nsn = list(people.phone_nsn) + [people.phone_nsn[p] for p in dup_person]
+    for j, kind in enumerate(dup_kind.tolist()):
         r = n + j
         if kind == 5:  # same number, another notation
             notation[r] = phones.pick_notation(country_codes[r], rng, avoid=notation[person[r]])
         elif rng.random() < 0.3:  # the second record often lacks the phone
             phone_plan[r], phone_nsn[r] = -1, ""
+    return notation, phone_plan, phone_nsn
 
-    # ---- other attributes of duplicates: mostly copied, sometimes missing
+
+def _record_births_and_genders(
+    rng: np.random.Generator, people: People, person: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(birth, birth known, gender) of every record: copied from the person, a duplicate's
+    sometimes missing (15% each)."""
+    n, m = people.n, len(person) - people.n
     birth = people.birth[person].copy()
     gender = people.gender[person].copy()
     dup_rows = np.arange(n, n + m)
     birth_known = people.birth_known[person].copy()
     birth_known[dup_rows[rng.random(m) < 0.15]] = False
     gender[dup_rows[rng.random(m) < 0.15]] = GENDERS.index("U")
+    return birth, birth_known, gender
 
-    # ---- creation: a duplicate is created after the original (re-registration, store sign-up)
-    created = people.created[person].copy()
-    orig = people.created[dup_person_arr]
-    orig_day = orig // DAY
-    last_day = end // DAY - 1
-    dup_day = orig_day + (rng.random(m) * (last_day - orig_day + 1)).astype(np.int64)
-    created[n:] = np.maximum(_business_time(rng, dup_day), orig + 600)
 
-    # ---- loyalty cards: on the original (45%) or a card opened with the duplicate (25%)
+def _loyalty_cards(
+    rng: np.random.Generator, created: np.ndarray, n: int, last_day: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(card opened at, card number) of every record, -1 without a card: 45% of originals
+    and 25% of duplicates, opened at sign-up or later, numbered in opening order."""
+    m = len(created) - n
     has_card = np.concatenate([rng.random(n) < 0.45, rng.random(m) < 0.25])
     at_signup = rng.random(n + m) < 0.5
     since_day = created // DAY + (rng.random(n + m) * (last_day - created // DAY + 1)).astype(
@@ -241,17 +269,41 @@ def make_records(ctx: Context, people: People) -> Records:
     loyalty_num = np.full(n + m, -1, dtype=np.int64)
     card_order = np.flatnonzero(has_card)[np.argsort(since[has_card], kind="stable")]
     loyalty_num[card_order] = 10_000_000 + np.cumsum(rng.integers(1, 4, size=len(card_order)))
+    return since, loyalty_num
+
+
+def make_records(ctx: Context, people: People) -> Records:
+    """Every person's CRM record, then the duplicate records of ~4% of them (a typo, a
+    nickname, swapped names, another e-mail or another phone notation), created later."""
+    rng = ctx.rng(CRM, 1)
+    n = people.n
+    first_names = np.array(FIRST_NAMES, dtype=object)[people.first]
+    last_names = np.array(LAST_NAMES, dtype=object)[people.last]
+    dup_person, dup_kind = _choose_duplicates(rng, people, first_names, last_names)
+    m = len(dup_person)
+    person = np.concatenate([np.arange(n), dup_person])
+    first, last = _record_names(rng, first_names, last_names, dup_person, dup_kind)
+    email = _record_emails(rng, people, dup_person, dup_kind)
+    notation, phone_plan, phone_nsn = _record_phones(rng, people, person, dup_person, dup_kind)
+    birth, birth_known, gender = _record_births_and_genders(rng, people, person)
+
+    # a duplicate is created after the original (re-registration, store sign-up)
+    created = people.created[person].copy()
+    orig = people.created[dup_person]
+    orig_day = orig // DAY
+    last_day = ctx.end_secs // DAY - 1
+    dup_day = orig_day + (rng.random(m) * (last_day - orig_day + 1)).astype(np.int64)
+    created[n:] = np.maximum(_business_time(rng, dup_day), orig + 600)
+    since, loyalty_num = _loyalty_cards(rng, created, n, last_day)
 
     crm_num = np.empty(n + m, dtype=np.int64)
     by_created = np.argsort(created, kind="stable")
     crm_num[by_created] = 1_000_000 + np.cumsum(rng.integers(1, 4, size=n + m))
-
     dup_of = np.full(n, -1, dtype=np.int64)
-    dup_of[dup_person_arr] = dup_rows
-
+    dup_of[dup_person] = np.arange(n, n + m)
     return Records(
         person=person,
-        variant=variant,
+        variant=np.concatenate([np.zeros(n, np.int64), dup_kind]),
         crm_num=crm_num,
         created=created,
         first_name=first,
@@ -263,7 +315,7 @@ def make_records(ctx: Context, people: People) -> Records:
         birth=birth,
         birth_known=birth_known,
         gender=gender,
-        country=country,
+        country=people.country[person],
         city=people.city[person],
         street=[people.street[p] for p in person.tolist()],
         postcode=[people.postcode[p] for p in person.tolist()],
@@ -286,13 +338,54 @@ class Versions:
     address: list[tuple[int, str, str] | None]
 
 
-def make_versions(ctx: Context, people: People, rec: Records) -> Versions:
-    rng = ctx.rng(CRM, 2)
-    full_end = ctx.full_export_secs
-    first_delta_day = full_end // DAY
-    n = rec.n
+class VersionParts:
+    """CRM file rows collected group by group (record, updated_at, file, with loyalty card,
+    changed values), joined at the end."""
 
-    # state in the full export: some records were edited after creation
+    def __init__(self) -> None:
+        """Start with no rows."""
+        self.records: list[np.ndarray] = []
+        self.updated: list[np.ndarray] = []
+        self.files: list[np.ndarray] = []
+        self.loyalty: list[np.ndarray] = []
+        self.overrides: list[tuple] = []
+
+    def add(
+        self,
+        records: np.ndarray,
+        updated: np.ndarray,
+        files: np.ndarray,
+        loyalty: np.ndarray,
+        overrides: list[tuple] | None = None,
+    ) -> None:
+        """Add rows; `overrides` (e-mail, phone, address) default to no change."""
+        self.records.append(records)
+        self.updated.append(updated)
+        self.files.append(files)
+        self.loyalty.append(loyalty)
+        self.overrides += (
+            overrides if overrides is not None else [(None, None, None)] * len(records)
+        )
+
+    def joined(self) -> Versions:
+        """Every row added, in the order added."""
+        return Versions(
+            record=np.concatenate(self.records),
+            updated=np.concatenate(self.updated),
+            file=np.concatenate(self.files),
+            with_loyalty=np.concatenate(self.loyalty),
+            email=[o[0] for o in self.overrides],
+            phone=[o[1] for o in self.overrides],
+            address=[o[2] for o in self.overrides],
+        )
+
+
+def _full_export_updated_at(
+    rng: np.random.Generator, rec: Records, full_end: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(updated_at in the full export, has a card by then) of every record: some were edited
+    after creation or got their card since; all before the export ran."""
+    n = rec.n
     edited = rng.random(n) < 0.35
     span = np.maximum(full_end // DAY - 1 - rec.created // DAY, 0)
     edit_day = rec.created // DAY + (rng.random(n) * (span + 1)).astype(np.int64)
@@ -303,32 +396,14 @@ def make_versions(ctx: Context, people: People, rec: Records) -> Versions:
     joined_before = card & (rec.loyalty_since < full_end)
     updated0 = np.where(joined_before, np.maximum(updated0, rec.loyalty_since), updated0)
     updated0 = np.minimum(updated0, np.maximum(full_end - 3 * 3600, rec.created))
+    return updated0, joined_before
 
-    in_full = rec.created < full_end
-    records = [np.flatnonzero(in_full)]
-    updated = [updated0[in_full]]
-    files = [np.zeros(int(in_full.sum()), np.int64)]
-    loyalty = [joined_before[in_full]]
-    overrides: list[tuple] = [(None, None, None)] * int(in_full.sum())
 
-    # new records in the delta window (with the card if it was opened at sign-up)
-    new = ~in_full
-    records.append(np.flatnonzero(new))
-    updated.append(rec.created[new])
-    files.append(rec.created[new] // DAY - first_delta_day + 1)
-    loyalty.append((card & (rec.loyalty_since == rec.created))[new])
-    overrides += [(None, None, None)] * int(new.sum())
-
-    # loyalty card opened later, within the window: a changed record
-    joins = card & (rec.loyalty_since >= full_end) & (rec.loyalty_since > rec.created)
-    records.append(np.flatnonzero(joins))
-    updated.append(rec.loyalty_since[joins])
-    files.append(rec.loyalty_since[joins] // DAY - first_delta_day + 1)
-    loyalty.append(np.ones(int(joins.sum()), bool))
-    overrides += [(None, None, None)] * int(joins.sum())
-
-    # other changes within the window: moved house, new phone, new e-mail
-    taken = joins.copy()
+def _changed_records(
+    rng: np.random.Generator, ctx: Context, rec: Records, taken: np.ndarray, first_delta_day: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(record, changed at, delta file) of the ~0.25% of existing records changed on each
+    delta day, each record at most once and none of those already `taken`."""
     changed, changed_at, changed_file = [], [], []
     for k in range(1, len(ctx.delta_dates) + 1):
         day = first_delta_day + k - 1
@@ -339,7 +414,14 @@ def make_versions(ctx: Context, people: People, rec: Records) -> Versions:
         changed.append(chosen)
         changed_at.append(_business_time(rng, np.full(count, day)))
         changed_file.append(np.full(count, k))
-    chosen = np.concatenate(changed)
+    return np.concatenate(changed), np.concatenate(changed_at), np.concatenate(changed_file)
+
+
+def _change_overrides(
+    rng: np.random.Generator, people: People, rec: Records, chosen: np.ndarray
+) -> list[tuple]:
+    """(e-mail, phone, address) of each changed record, one of them new: moved house, a new
+    mobile or a new e-mail (the new values are also kept in `rec.extra_*`)."""
     kind = rng.choice(3, size=len(chosen), p=[0.35, 0.35, 0.30])
     change: list[tuple] = [(None, None, None)] * len(chosen)
     moved = np.flatnonzero(kind == 0)
@@ -361,22 +443,48 @@ def make_versions(ctx: Context, people: People, rec: Records) -> Versions:
     for i, address in zip(new_email.tolist(), addresses, strict=True):
         rec.extra_emails[int(chosen[i])] = address
         change[i] = (address, None, None)
-    when = np.concatenate(changed_at)
-    overrides += change
-    records.append(chosen)
-    updated.append(when)
-    files.append(np.concatenate(changed_file))
-    loyalty.append(card[chosen] & (rec.loyalty_since[chosen] <= when))
+    return change
 
-    return Versions(
-        record=np.concatenate(records),
-        updated=np.concatenate(updated),
-        file=np.concatenate(files),
-        with_loyalty=np.concatenate(loyalty),
-        email=[o[0] for o in overrides],
-        phone=[o[1] for o in overrides],
-        address=[o[2] for o in overrides],
+
+def make_versions(ctx: Context, people: People, rec: Records) -> Versions:
+    """The rows of the CRM files: every record in the full export (or in the delta of the day
+    it was created), then in a delta when it got a loyalty card or changed."""
+    rng = ctx.rng(CRM, 2)
+    full_end = ctx.full_export_secs
+    first_delta_day = full_end // DAY
+    updated0, joined_before = _full_export_updated_at(rng, rec, full_end)
+    card = rec.loyalty_since >= 0
+    parts = VersionParts()
+    in_full = rec.created < full_end
+    parts.add(
+        np.flatnonzero(in_full),
+        updated0[in_full],
+        np.zeros(int(in_full.sum()), np.int64),
+        joined_before[in_full],
     )
+    # new records in the delta window (with the card if it was opened at sign-up)
+    new = ~in_full
+    parts.add(
+        np.flatnonzero(new),
+        rec.created[new],
+        rec.created[new] // DAY - first_delta_day + 1,
+        (card & (rec.loyalty_since == rec.created))[new],
+    )
+    # loyalty card opened later, within the window: a changed record
+    joins = card & (rec.loyalty_since >= full_end) & (rec.loyalty_since > rec.created)
+    parts.add(
+        np.flatnonzero(joins),
+        rec.loyalty_since[joins],
+        rec.loyalty_since[joins] // DAY - first_delta_day + 1,
+        np.ones(int(joins.sum()), bool),
+    )
+    # other changes within the window: moved house, new phone, new e-mail
+    chosen, when, changed_file = _changed_records(rng, ctx, rec, joins.copy(), first_delta_day)
+    change = _change_overrides(rng, people, rec, chosen)
+    parts.add(
+        chosen, when, changed_file, card[chosen] & (rec.loyalty_since[chosen] <= when), change
+    )
+    return parts.joined()
 
 
 def messy_emails(values: pa.Array, rng: np.random.Generator, share: float) -> pa.Array:
@@ -465,18 +573,11 @@ BAD_EMAILS = (
 LATIN1_NAMES = ("Zoë", "Agnès", "José", "Jürgen", "Hélène", "Sinéad", "Ramón", "Björn")
 
 
-def ghost_line(
-    rng: np.random.Generator,
-    people: People,
-    number: int,
-    day: int,
-    spec: tuple[str, str, str | None],
-) -> bytes:
-    """A CRM row about nobody (crm id C9xxxxxx) with exactly one deliberate defect."""
-    field_name, kind, value = spec
-    c = int(rng.integers(len(vocab.COUNTRIES)))
-    if field_name == "phone":
-        c = 0  # GB: 07700 900xxx is Ofcom's drama range, not a valid number
+def _ghost_row(
+    rng: np.random.Generator, people: People, number: int, day: int, c: int, notation: str | None
+) -> dict[str, str]:
+    """A valid-looking CRM row about nobody (crm id C9xxxxxx) in country `c`, created on
+    `day`; its phone in `notation` (None: one the country uses)."""
     start, stop = FIRST_RANGE[(c, int(rng.integers(2)))]
     first = FIRST_NAMES[int(rng.integers(start, stop))]
     start, stop = LAST_RANGE[c]
@@ -491,15 +592,13 @@ def ghost_line(
     )[0]
     plan = draw_mobiles(rng, country)
     nsn = people.phone_book.draw(plan, rng)[0]
-    notation = (
-        "intl_space" if kind == "unknown_enum" else phones.pick_notation(vocab.COUNTRIES[c], rng)
-    )
+    notation = notation or phones.pick_notation(vocab.COUNTRIES[c], rng)
     city, street, postcode = draw_addresses(rng, country)
     birth = col.dates(np.array([day - int(rng.integers(20 * 365, 70 * 365))]))[0].as_py()
     stamp = col.timestamps(np.array([day * DAY + int(rng.integers(9 * 3600, 20 * 3600))]), b" ")[
         0
     ].as_py()
-    row = {
+    return {
         "crm_id": f"C{9_000_000 + number:07d}",
         "first_name": first,
         "last_name": last,
@@ -515,6 +614,21 @@ def ghost_line(
         "updated_at": stamp,
         "loyalty_id": "",
     }
+
+
+def ghost_line(
+    rng: np.random.Generator,
+    people: People,
+    number: int,
+    day: int,
+    spec: tuple[str, str, str | None],
+) -> bytes:
+    """A CRM row about nobody (crm id C9xxxxxx) with exactly one deliberate defect."""
+    field_name, kind, value = spec
+    c = int(rng.integers(len(vocab.COUNTRIES)))
+    if field_name == "phone":
+        c = 0  # GB: 07700 900xxx is Ofcom's drama range, not a valid number
+    row = _ghost_row(rng, people, number, day, c, "intl_space" if kind == "unknown_enum" else None)
     if kind == "bad_email":
         row["email"] = BAD_EMAILS[number % len(BAD_EMAILS)]
     elif kind == "bad_phone":
@@ -542,6 +656,8 @@ def ghost_line(
 
 
 def write(ctx: Context, people: People, rec: Records, landing: Landing) -> Versions:
+    """Write the full export and one delta per day (with re-sent rows and malformed rows);
+    return the versions written."""
     ver = make_versions(ctx, people, rec)
     lines = render_versions(ctx, rec, ver)
     rng = ctx.rng(CRM, 4)
