@@ -20,7 +20,7 @@ from ml.synthetic import phones
 from ml.synthetic.clickstream import ClickstreamTruth, Web
 from ml.synthetic.crm import VARIANTS, Records, Versions
 from ml.synthetic.people import FIRST_NAMES, LAST_NAMES, People
-from ml.synthetic.writers import Landing
+from ml.synthetic.writers import FileStats, Landing
 
 IDENTIFIER_KINDS = (
     "crm_id",
@@ -34,6 +34,7 @@ IDENTIFIER_KINDS = (
 
 
 def write_csv(path: Path, header: Sequence[str], columns: Sequence[pa.Array]) -> None:
+    """A CSV file of the header and the text columns (header only when there are no rows)."""
     lines = col.csv_lines(columns) if columns and len(columns[0]) else pa.array([], pa.string())
     with open(path, "wb") as handle:
         handle.write((",".join(header) + "\n").encode())
@@ -41,6 +42,7 @@ def write_csv(path: Path, header: Sequence[str], columns: Sequence[pa.Array]) ->
 
 
 def person_ids(index: np.ndarray) -> pa.Array:
+    """P0000001... for person indices 0...."""
     return col.ids("P", np.asarray(index) + 1, 7)
 
 
@@ -98,20 +100,8 @@ def pc_strip(values: pa.Array) -> pa.Array:
     return pc.utf8_trim(values, '"')
 
 
-def write(
-    truth: Path,
-    landing: Landing,
-    people: People,
-    rec: Records,
-    ver: Versions,
-    web: Web,
-    click: ClickstreamTruth,
-    erased: np.ndarray,
-    arguments: dict,
-) -> dict:
-    truth.mkdir(parents=True, exist_ok=True)
-
-    files = sorted(landing.files, key=lambda f: (f.feed, f.file))
+def write_expected_files(truth: Path, files: Sequence[FileStats]) -> None:
+    """expected_files.csv: what the loader must report for every file written."""
     write_csv(
         truth / "expected_files.csv",
         (
@@ -134,6 +124,9 @@ def write(
         ],
     )
 
+
+def write_malformed(truth: Path, landing: Landing) -> None:
+    """malformed.csv: feed, file, row number, field and kind of every malformed row."""
     bad = sorted(landing.malformed)
     write_csv(
         truth / "malformed.csv",
@@ -146,6 +139,9 @@ def write(
         ],
     )
 
+
+def write_persons(truth: Path, people: People, erased: np.ndarray) -> None:
+    """persons.csv: the real people, their household and twin, and whether they were erased."""
     n = people.n
     is_erased = np.zeros(n, bool)
     is_erased[erased] = True
@@ -175,13 +171,9 @@ def write(
         ],
     )
 
-    write_csv(
-        truth / "crm_records.csv",
-        ("crm_id", "person_id", "variant"),
-        [col.ids("C", rec.crm_num, 7), person_ids(rec.person), col.take(VARIANTS, rec.variant)],
-    )
 
-    ids = identifiers(people, rec, ver, web, click)
+def write_identifiers(truth: Path, ids: pd.DataFrame) -> None:
+    """identifiers.csv: kind, value and person of every identifier seen in a valid row."""
     write_csv(
         truth / "identifiers.csv",
         ("kind", "value", "person_id"),
@@ -192,6 +184,9 @@ def write(
         ],
     )
 
+
+def feed_totals(files: Sequence[FileStats]) -> dict[str, dict[str, int]]:
+    """Per feed: files, rows read, loaded, quarantined and duplicate, files quarantined."""
     feeds: dict[str, dict[str, int]] = {}
     for f in files:
         entry = feeds.setdefault(
@@ -211,10 +206,23 @@ def write(
         entry["rows_quarantined"] += f.rows_quarantined
         entry["rows_duplicate"] += f.rows_duplicate
         entry["files_quarantined"] += int(f.file_quarantined)
-    manifest = {
+    return feeds
+
+
+def make_manifest(
+    arguments: dict,
+    people: People,
+    rec: Records,
+    erased: np.ndarray,
+    feeds: dict[str, dict[str, int]],
+    click: ClickstreamTruth,
+    ids: pd.DataFrame,
+) -> dict:
+    """manifest.json's content: the arguments, the totals per feed, counts of the mess."""
+    return {
         "generator": "ml.synthetic",
         "arguments": arguments,
-        "persons": int(n),
+        "persons": int(people.n),
         "households": int(people.household.max() + 1),
         "twin_pairs": int((people.twin_of >= 0).sum() // 2),
         "erased_persons": int(len(erased)),
@@ -230,5 +238,32 @@ def write(
         },
         "identifiers": {k: int((ids["kind"] == k).sum()) for k in IDENTIFIER_KINDS},
     }
+
+
+def write(
+    truth: Path,
+    landing: Landing,
+    people: People,
+    rec: Records,
+    ver: Versions,
+    web: Web,
+    click: ClickstreamTruth,
+    erased: np.ndarray,
+    arguments: dict,
+) -> dict:
+    """Write every ground-truth file under `truth` and return the manifest."""
+    truth.mkdir(parents=True, exist_ok=True)
+    files = sorted(landing.files, key=lambda f: (f.feed, f.file))
+    write_expected_files(truth, files)
+    write_malformed(truth, landing)
+    write_persons(truth, people, erased)
+    write_csv(
+        truth / "crm_records.csv",
+        ("crm_id", "person_id", "variant"),
+        [col.ids("C", rec.crm_num, 7), person_ids(rec.person), col.take(VARIANTS, rec.variant)],
+    )
+    ids = identifiers(people, rec, ver, web, click)
+    write_identifiers(truth, ids)
+    manifest = make_manifest(arguments, people, rec, erased, feed_totals(files), click, ids)
     (truth / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
