@@ -38,6 +38,8 @@ NEVER = np.iinfo(np.int64).max
 
 @dataclass
 class Consents:
+    """Every consent event, in time order, and each person's e-mail marketing periods."""
+
     record: np.ndarray  # CRM record whose id or e-mail is the subject
     by_email: np.ndarray  # bool: subject is the record's e-mail, else its crm id
     purpose: np.ndarray
@@ -50,20 +52,22 @@ class Consents:
     mail_regrant: np.ndarray
 
     def mail_opted_in(self, person: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Whether each person had e-mail marketing consent at instant t."""
         g, w, r = self.mail_grant[person], self.mail_withdraw[person], self.mail_regrant[person]
         return ((g <= t) & (t < w)) | (r <= t)
 
 
-def make_consents(ctx: Context, people: People, rec: Records) -> Consents:
-    rng = ctx.rng(CONSENT, 1)
-    end = ctx.end_secs
-    n = people.n
-    signup = col.local_to_utc(rec.created, "Europe/London")
-    parts: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("record", "email", "purpose", "granted", "utc", "source")
-    }
+class ConsentParts:
+    """Consent events collected group by group, joined in time order at the end."""
+
+    COLUMNS = ("record", "email", "purpose", "granted", "utc", "source")
+
+    def __init__(self) -> None:
+        """Start with no events."""
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in self.COLUMNS}
 
     def add(
+        self,
         records: np.ndarray,
         by_email: np.ndarray,
         purpose: int,
@@ -71,13 +75,27 @@ def make_consents(ctx: Context, people: People, rec: Records) -> Consents:
         utc: np.ndarray,
         source: np.ndarray,
     ) -> None:
-        parts["record"].append(records)
-        parts["email"].append(by_email)
-        parts["purpose"].append(np.full(len(records), purpose))
-        parts["granted"].append(np.full(len(records), granted))
-        parts["utc"].append(utc)
-        parts["source"].append(source)
+        """Add one purpose's grants (or withdrawals) of the given records."""
+        self.parts["record"].append(records)
+        self.parts["email"].append(by_email)
+        self.parts["purpose"].append(np.full(len(records), purpose))
+        self.parts["granted"].append(np.full(len(records), granted))
+        self.parts["utc"].append(utc)
+        self.parts["source"].append(source)
 
+    def in_time_order(self) -> dict[str, np.ndarray]:
+        """Every column over all the events added, sorted by instant (stable)."""
+        utc = np.concatenate(self.parts["utc"])
+        order = np.argsort(utc, kind="stable")
+        return {k: np.concatenate(v)[order] for k, v in self.parts.items()}
+
+
+def _signup_grants(
+    rng: np.random.Generator, parts: ConsentParts, signup: np.ndarray, end: int
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Grants at sign-up: the newsletter box (sign-up form or checkout), analytics and ads on
+    the cookie banner of the same visit. Returns (records, instant) per purpose."""
+    n = len(signup)  # the persons' own records come first
     grants: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     persons = np.arange(n)
     for purpose, share in ((0, 0.55), (2, 0.70), (1, 0.45)):
@@ -92,15 +110,20 @@ def make_consents(ctx: Context, people: People, rec: Records) -> Consents:
             by_email = np.zeros(len(chosen), bool)
         keep = when < end
         chosen, when, source, by_email = chosen[keep], when[keep], source[keep], by_email[keep]
-        add(chosen, by_email, purpose, True, when, source)
+        parts.add(chosen, by_email, purpose, True, when, source)
         grants[purpose] = (chosen, when)
-    # the duplicate record's visit: cookie banner again, under the other crm id
-    dups = np.flatnonzero(rec.variant > 0)
-    dups = dups[rng.random(len(dups)) < 0.5]
-    when = signup[dups] + rng.integers(0, 3600, size=len(dups))
-    dups, when = dups[when < end], when[when < end]
-    add(dups, np.zeros(len(dups), bool), 2, True, when, np.full(len(dups), 3))
+    return grants
 
+
+def _withdrawals(
+    rng: np.random.Generator,
+    parts: ConsentParts,
+    grants: dict[int, tuple[np.ndarray, np.ndarray]],
+    n: int,
+    end: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """12% of each purpose's grants are withdrawn later, a fifth of those granted again.
+    Returns the e-mail marketing (grant, withdraw, regrant) instant per person, NEVER if none."""
     mail_grant = np.full(n, NEVER)
     mail_withdraw = np.full(n, NEVER)
     mail_regrant = np.full(n, NEVER)
@@ -109,14 +132,14 @@ def make_consents(ctx: Context, people: People, rec: Records) -> Consents:
         who, since = chosen[out], granted_at[out]
         withdrawn = since + 60 + (rng.random(len(who)) * (end - since - 120)).astype(np.int64)
         source = np.where(rng.random(len(who)) < 0.7, 1, 4)
-        add(who, rng.random(len(who)) < 0.5, purpose, False, withdrawn, source)
+        parts.add(who, rng.random(len(who)) < 0.5, purpose, False, withdrawn, source)
         back = (rng.random(len(who)) < 0.2) & (withdrawn < end - 2 * 3600)
         again = (
             withdrawn[back]
             + 60
             + (rng.random(int(back.sum())) * (end - withdrawn[back] - 120)).astype(np.int64)
         )
-        add(
+        parts.add(
             who[back],
             rng.random(int(back.sum())) < 0.5,
             purpose,
@@ -128,9 +151,16 @@ def make_consents(ctx: Context, people: People, rec: Records) -> Consents:
             mail_grant[chosen] = granted_at
             mail_withdraw[who] = withdrawn
             mail_regrant[who[back]] = again
+    return mail_grant, mail_withdraw, mail_regrant
 
-    signals = ctx.rng(CONSENT, 3)  # a stream of its own: the draws above stay as they were
-    start = signup[persons]
+
+def _suppression_signals(
+    signals: np.random.Generator, parts: ConsentParts, start: np.ndarray, end: int
+) -> None:
+    """Global unsubscribes (all_marketing withdrawn, a fifth granted again) and do-not-sell
+    requests (data_sale withdrawn), at random times after sign-up (`start`)."""
+    n = len(start)
+    persons = np.arange(n)
 
     def later(since: np.ndarray) -> np.ndarray:
         """A random instant at least a minute after `since` and a minute before the end."""
@@ -140,10 +170,10 @@ def make_consents(ctx: Context, people: People, rec: Records) -> Consents:
     who = persons[out]
     unsubscribed = later(start[out])
     source = np.where(signals.random(len(who)) < 0.7, 1, 4)  # preference centre, customer service
-    add(who, signals.random(len(who)) < 0.5, ALL_MARKETING, False, unsubscribed, source)
+    parts.add(who, signals.random(len(who)) < 0.5, ALL_MARKETING, False, unsubscribed, source)
     back = (signals.random(len(who)) < RESUBSCRIBE_SHARE) & (unsubscribed < end - 2 * 3600)
     resubscribed = later(unsubscribed[back])
-    add(
+    parts.add(
         who[back],
         signals.random(int(back.sum())) < 0.5,
         ALL_MARKETING,
@@ -153,7 +183,7 @@ def make_consents(ctx: Context, people: People, rec: Records) -> Consents:
     )
     out = (signals.random(n) < DO_NOT_SELL_SHARE) & (start < end - 4 * 3600)
     who = persons[out]
-    add(
+    parts.add(
         who,
         signals.random(len(who)) < 0.5,
         DATA_SALE,
@@ -162,15 +192,34 @@ def make_consents(ctx: Context, people: People, rec: Records) -> Consents:
         np.full(len(who), 1),
     )
 
-    utc = np.concatenate(parts["utc"])
-    order = np.argsort(utc, kind="stable")
+
+def make_consents(ctx: Context, people: People, rec: Records) -> Consents:
+    """Every consent event up to the end date, in time order: grants at sign-up, the
+    duplicate record's cookie banner, withdrawals and regrants, and the suppression signals."""
+    rng = ctx.rng(CONSENT, 1)
+    end = ctx.end_secs
+    n = people.n
+    signup = col.local_to_utc(rec.created, "Europe/London")
+    parts = ConsentParts()
+    grants = _signup_grants(rng, parts, signup[:n], end)
+    # the duplicate record's visit: cookie banner again, under the other crm id
+    dups = np.flatnonzero(rec.variant > 0)
+    dups = dups[rng.random(len(dups)) < 0.5]
+    when = signup[dups] + rng.integers(0, 3600, size=len(dups))
+    dups, when = dups[when < end], when[when < end]
+    parts.add(dups, np.zeros(len(dups), bool), 2, True, when, np.full(len(dups), 3))
+    mail_grant, mail_withdraw, mail_regrant = _withdrawals(rng, parts, grants, n, end)
+    # a stream of its own: the draws above stay as they were
+    _suppression_signals(ctx.rng(CONSENT, 3), parts, signup[:n], end)
+
+    events = parts.in_time_order()
     return Consents(
-        record=np.concatenate(parts["record"])[order],
-        by_email=np.concatenate(parts["email"])[order],
-        purpose=np.concatenate(parts["purpose"])[order],
-        granted=np.concatenate(parts["granted"])[order],
-        utc=utc[order],
-        source=np.concatenate(parts["source"])[order],
+        record=events["record"],
+        by_email=events["email"],
+        purpose=events["purpose"],
+        granted=events["granted"],
+        utc=events["utc"],
+        source=events["source"],
         mail_grant=mail_grant,
         mail_withdraw=mail_withdraw,
         mail_regrant=mail_regrant,
