@@ -261,12 +261,11 @@ def draw_mobiles(rng: np.random.Generator, countries: np.ndarray) -> np.ndarray:
     return plans
 
 
-def make_people(ctx: Context) -> People:
-    rng = ctx.rng(PEOPLE)
-    n = ctx.customers
-    end_day = epoch_day(ctx.end)
-
-    # Households of 1-5 persons, filled until there are n persons.
+def _households(
+    rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Households of 1-5 persons, filled until there are n persons: (household of each
+    person, position in it, household sizes, each household's first person)."""
     sizes = rng.choice([1, 2, 3, 4, 5], size=n, p=[0.42, 0.30, 0.13, 0.11, 0.04])
     total = np.cumsum(sizes)
     n_households = int(np.searchsorted(total, n) + 1)
@@ -275,8 +274,105 @@ def make_people(ctx: Context) -> People:
     household = np.repeat(np.arange(n_households), sizes)
     starts = np.cumsum(sizes) - sizes
     member = np.arange(n) - starts[household]
+    return household, member, sizes, starts
 
-    hh_country = rng.choice(len(vocab.COUNTRIES), size=n_households, p=vocab.COUNTRY_WEIGHTS)
+
+def _birth_dates(
+    rng: np.random.Generator,
+    member: np.ndarray,
+    household: np.ndarray,
+    starts: np.ndarray,
+    end_day: int,
+) -> np.ndarray:
+    """Birth days: adults 22-80, partners close in age, further members the adults' children
+    (at least 16)."""
+    n = len(member)
+    adult = end_day - rng.integers(22 * YEAR, 80 * YEAR, size=n)
+    head_birth = adult[starts]
+    birth = np.where(member == 0, adult, 0)
+    partner = head_birth[household] + rng.normal(0, 4 * YEAR, size=n).astype(np.int64)
+    birth = np.where(member == 1, np.minimum(partner, end_day - 18 * YEAR), birth)
+    child = head_birth[household] + rng.integers(20 * YEAR, 40 * YEAR, size=n)
+    return np.where(
+        member >= 2,
+        np.minimum(child, end_day - 16 * YEAR - rng.integers(0, 4 * YEAR, size=n)),
+        birth,
+    )
+
+
+def _make_twins(
+    rng: np.random.Generator,
+    sizes: np.ndarray,
+    starts: np.ndarray,
+    hh_last: np.ndarray,
+    country: np.ndarray,
+    sex: np.ndarray,
+    birth: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+) -> np.ndarray:
+    """Make the last two members of some households of 3+ twins: born the same day, the
+    household's last name, distinct first names (`birth`, `first`, `last` are changed in
+    place). Returns each person's twin, -1 for none."""
+    twin_of = np.full(len(birth), -1, dtype=np.int64)
+    big = np.flatnonzero(sizes >= 3)
+    n_pairs = min(len(big), max(2, round(0.002 * len(birth))))
+    for h in rng.choice(big, size=n_pairs, replace=False) if n_pairs else []:
+        a = starts[h] + sizes[h] - 2
+        b = a + 1
+        twin_of[a], twin_of[b] = b, a
+        birth[b] = birth[a]
+        last[a] = last[b] = hh_last[h]
+        while first[b] == first[a]:
+            first[b] = draw_first_names(rng, country[b : b + 1], sex[b : b + 1])[0]
+    return twin_of
+
+
+def _user_numbers(
+    rng: np.random.Generator, created: np.ndarray, has_account: np.ndarray
+) -> np.ndarray:
+    """The number of each account holder's U######## id, increasing with sign-up (-1 for
+    persons without an account)."""
+    order = np.argsort(created, kind="stable")
+    user_num = np.full(len(created), -1, dtype=np.int64)
+    account_order = order[has_account[order]]
+    user_num[account_order] = 10_000_000 + np.cumsum(rng.integers(1, 6, size=len(account_order)))
+    return user_num
+
+
+def _phones(
+    rng: np.random.Generator,
+    phone_book: phones.PhoneBook,
+    country: np.ndarray,
+    household: np.ndarray,
+    hh_landline_plan: np.ndarray,
+    hh_landline: list[str],
+) -> tuple[np.ndarray, list[str]]:
+    """(plan, national number) of each person's phone: an own mobile (75%), the household
+    landline (20%) or none."""
+    n = len(country)
+    kind = rng.choice(3, size=n, p=[0.75, 0.2, 0.05])
+    mobile_plan = draw_mobiles(rng, country)
+    mobile_nsn = phone_book.draw(mobile_plan, rng)
+    phone_plan = np.where(
+        kind == 0, mobile_plan, np.where(kind == 1, hh_landline_plan[household], -1)
+    )
+    phone_nsn = [
+        mobile_nsn[k] if kind[k] == 0 else hh_landline[household[k]] if kind[k] == 1 else ""
+        for k in range(n)
+    ]
+    return phone_plan, phone_nsn
+
+
+def make_people(ctx: Context) -> People:
+    """The real people behind the data: households with an address and landline, names,
+    birth dates and twins, CRM sign-up, web accounts, e-mail addresses and phones."""
+    rng = ctx.rng(PEOPLE)
+    n = ctx.customers
+    end_day = epoch_day(ctx.end)
+    household, member, sizes, starts = _households(rng, n)
+
+    hh_country = rng.choice(len(vocab.COUNTRIES), size=len(sizes), p=vocab.COUNTRY_WEIGHTS)
     hh_city, hh_street, hh_postcode = draw_addresses(rng, hh_country)
     hh_last = draw_last_names(rng, hh_country)
     hh_landline_plan = draw_landlines(rng, hh_city)
@@ -290,64 +386,24 @@ def make_people(ctx: Context) -> People:
     own_last = draw_last_names(rng, country)
     keeps = np.where(member == 0, 1.0, np.where(member == 1, 0.6, 0.9))
     last = np.where(rng.random(n) < keeps, hh_last[household], own_last)
-
-    # Birth dates: adults 22-80, partners close in age, further members the adults' children.
-    adult = end_day - rng.integers(22 * YEAR, 80 * YEAR, size=n)
-    head_birth = adult[starts]
-    birth = np.where(member == 0, adult, 0)
-    partner = head_birth[household] + rng.normal(0, 4 * YEAR, size=n).astype(np.int64)
-    birth = np.where(member == 1, np.minimum(partner, end_day - 18 * YEAR), birth)
-    child = head_birth[household] + rng.integers(20 * YEAR, 40 * YEAR, size=n)
-    birth = np.where(
-        member >= 2,
-        np.minimum(child, end_day - 16 * YEAR - rng.integers(0, 4 * YEAR, size=n)),
-        birth,
-    )
-
-    # Twins: two members of a household of 3+ born the same day, same last name, distinct people.
-    twin_of = np.full(n, -1, dtype=np.int64)
-    big = np.flatnonzero(sizes >= 3)
-    n_pairs = min(len(big), max(2, round(0.002 * n)))
-    for h in rng.choice(big, size=n_pairs, replace=False) if n_pairs else []:
-        a = starts[h] + sizes[h] - 2
-        b = a + 1
-        twin_of[a], twin_of[b] = b, a
-        birth[b] = birth[a]
-        last[a] = last[b] = hh_last[h]
-        while first[b] == first[a]:
-            first[b] = draw_first_names(rng, country[b : b + 1], sex[b : b + 1])[0]
+    birth = _birth_dates(rng, member, household, starts, end_day)
+    twin_of = _make_twins(rng, sizes, starts, hh_last, country, sex, birth, first, last)
     birth_known = ~((rng.random(n) < 0.02) & (twin_of < 0))
 
     # CRM creation: most customers joined long ago, sign-ups grow towards today.
     ago = (rng.exponential(800, size=n) % 3000).astype(np.int64)
-    created_day = end_day - ago
-    sixteen = birth + 16 * YEAR
-    created_day = np.minimum(np.maximum(created_day, sixteen), end_day)
+    created_day = np.minimum(np.maximum(end_day - ago, birth + 16 * YEAR), end_day)
     created = created_day * DAY + rng.integers(8 * 3600, 22 * 3600, size=n)
-
     activity = rng.lognormal(-0.5, 1.0, size=n)
     has_account = rng.random(n) < 0.7
-    order = np.argsort(created, kind="stable")
-    user_num = np.full(n, -1, dtype=np.int64)
-    account_order = order[has_account[order]]
-    user_num[account_order] = 10_000_000 + np.cumsum(rng.integers(1, 6, size=len(account_order)))
+    user_num = _user_numbers(rng, created, has_account)
 
     emails = EmailBook()
     birth_year = birth.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
     email = emails.make(rng, first, last, country, birth_year)
-
-    # Phones: own mobile, the household landline, or none.
-    kind = rng.choice(3, size=n, p=[0.75, 0.2, 0.05])
-    mobile_plan = draw_mobiles(rng, country)
-    mobile_nsn = phone_book.draw(mobile_plan, rng)
-    phone_plan = np.where(
-        kind == 0, mobile_plan, np.where(kind == 1, hh_landline_plan[household], -1)
+    phone_plan, phone_nsn = _phones(
+        rng, phone_book, country, household, hh_landline_plan, hh_landline
     )
-    phone_nsn = [
-        mobile_nsn[k] if kind[k] == 0 else hh_landline[household[k]] if kind[k] == 1 else ""
-        for k in range(n)
-    ]
-
     return People(
         n=n,
         household=household,
