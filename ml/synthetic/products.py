@@ -26,6 +26,8 @@ RATES = {"GBP": 1.0, "EUR": 1.17, "USD": 1.27}
 
 @dataclass
 class Catalogue:
+    """Every product of the shop over the three snapshots."""
+
     sku_num: np.ndarray  # every product; the first `base` are in all snapshots
     base: int
     category: np.ndarray
@@ -36,6 +38,7 @@ class Catalogue:
     first_snapshot: np.ndarray  # 0, 1 or 2
 
     def skus(self) -> list[str]:
+        """SKU-###### of every product, in catalogue order (a new list each call)."""
         return [f"SKU-{s:06d}" for s in self.sku_num.tolist()]
 
     def price_in(self, currency: str) -> np.ndarray:
@@ -52,6 +55,8 @@ def size_for(customers: int) -> int:
 
 
 def make_catalogue(ctx: Context) -> Catalogue:
+    """The products: base ones in every snapshot, a few added in each later one; branded
+    titles, charm prices and a long-tailed popularity."""
     rng = ctx.rng(PRODUCTS, 1)
     base = size_for(ctx.customers)
     added = max(1, round(0.01 * base))
@@ -88,6 +93,7 @@ def make_catalogue(ctx: Context) -> Catalogue:
 def item_xml(
     sku: str | None, title: str, category: str, brand: str, price: str, availability: str
 ) -> str:
+    """One RSS <item> of the feed (no g:id and no link when `sku` is None)."""
     id_line = f"<g:id>{sku}</g:id>" if sku is not None else ""
     link = f"<link>{vocab.SITE}/p/{sku}</link>" if sku is not None else ""
     return (
@@ -112,7 +118,72 @@ GHOST_KINDS = (
 )
 
 
+def _price_text(cents: int) -> str:
+    """A GBP price in cents as the feed writes it, e.g. "12.99 GBP"."""
+    return f"{cents // 100}.{cents % 100:02d} GBP"
+
+
+def _snapshot_items(
+    cat: Catalogue,
+    skus: list[str],
+    present: np.ndarray,
+    price: np.ndarray,
+    availability: np.ndarray,
+) -> list[str]:
+    """The <item> of every product present in a snapshot, at that day's price and stock."""
+    return [
+        item_xml(
+            skus[k],
+            cat.title[k],
+            vocab.CATEGORIES[cat.category[k]][0],
+            vocab.BRANDS[cat.brand[k]],
+            _price_text(price[k]),
+            AVAILABILITY[availability[k]],
+        )
+        for k in present.tolist()
+    ]
+
+
+def _ghost_items(
+    ghost_rng: np.random.Generator,
+    cat: Catalogue,
+    skus: list[str],
+    n: int,
+    price: np.ndarray,
+    specs: list[tuple[str, str]],
+    rows: int,
+) -> list[BadRow]:
+    """Malformed items placed among `rows` valid ones, each with a fresh sku (added to
+    `skus`, so never reused) and the title of a random product: no g:id, a price "abc GBP"
+    or availability "limited"."""
+    bad = []
+    for at, (field, kind) in zip(spread(ghost_rng, rows, len(specs)), specs, strict=True):
+        sku = f"SKU-{900_000 + int(ghost_rng.integers(100_000)):06d}"
+        while sku in skus:
+            sku = f"SKU-{900_000 + int(ghost_rng.integers(100_000)):06d}"
+        skus.append(sku)  # fresh and never reused
+        k = int(ghost_rng.integers(n))
+        values = {
+            "sku": sku,
+            "title": cat.title[k],
+            "category": vocab.CATEGORIES[cat.category[k]][0],
+            "brand": vocab.BRANDS[cat.brand[k]],
+            "price": _price_text(price[k]),
+            "availability": "in_stock",
+        }
+        if kind == "missing_required":
+            values["sku"] = None
+        elif kind == "bad_decimal":
+            values["price"] = "abc GBP"
+        else:
+            values["availability"] = "limited"
+        bad.append(BadRow(at, item_xml(**values), field, kind))
+    return bad
+
+
 def write(ctx: Context, cat: Catalogue, landing: Landing) -> None:
+    """Write the last three daily snapshots of the catalogue (prices and stock move a little
+    between them), with malformed items, a repeated item and a broken partial copy."""
     rng = ctx.rng(PRODUCTS, 2)
     ghost_rng = ctx.rng(GHOSTS, 3)
     skus = cat.skus()
@@ -131,70 +202,18 @@ def write(ctx: Context, cat: Catalogue, landing: Landing) -> None:
             sale = rng.random(n) < 0.02
             price = np.where(sale, (price * 0.8).astype(np.int64) // 100 * 100 + 99, price)
         present = np.flatnonzero(cat.first_snapshot <= s)
-        items = [
-            item_xml(
-                skus[k],
-                cat.title[k],
-                vocab.CATEGORIES[cat.category[k]][0],
-                vocab.BRANDS[cat.brand[k]],
-                f"{price[k] // 100}.{price[k] % 100:02d} GBP",
-                AVAILABILITY[availability[k]],
-            )
-            for k in present.tolist()
-        ]
+        items = _snapshot_items(cat, skus, present, price, availability)
         duplicates = 0
         if s == 1:  # the feed export repeated one item: a duplicate within this file
             at = int(rng.integers(len(items) // 2, len(items)))
             items.insert(at, items[int(rng.integers(0, len(items) // 2))])
             duplicates = 1
         mine = [spec for spec, f in zip(specs, ghost_file, strict=True) if f == s]
-        bad = []
-        for at, (field, kind) in zip(spread(ghost_rng, len(items), len(mine)), mine, strict=True):
-            sku = f"SKU-{900_000 + int(ghost_rng.integers(100_000)):06d}"
-            while sku in skus:
-                sku = f"SKU-{900_000 + int(ghost_rng.integers(100_000)):06d}"
-            skus.append(sku)  # fresh and never reused
-            k = int(ghost_rng.integers(n))
-            values = {
-                "sku": sku,
-                "title": cat.title[k],
-                "category": vocab.CATEGORIES[cat.category[k]][0],
-                "brand": vocab.BRANDS[cat.brand[k]],
-                "price": f"{price[k] // 100}.{price[k] % 100:02d} GBP",
-                "availability": "in_stock",
-            }
-            if kind == "missing_required":
-                values["sku"] = None
-            elif kind == "bad_decimal":
-                values["price"] = "abc GBP"
-            else:
-                values["availability"] = "limited"
-            bad.append(
-                BadRow(
-                    at,
-                    item_xml(
-                        values["sku"],
-                        values["title"],
-                        values["category"],
-                        values["brand"],
-                        values["price"],
-                        values["availability"],
-                    ),
-                    field,
-                    kind,
-                )
-            )
+        bad = _ghost_items(ghost_rng, cat, skus, n, price, mine, len(items))
+        name = f"catalogue_{day.isoformat()}"
         text = landing.xml(
-            FEED,
-            f"catalogue_{day.isoformat()}.xml",
-            HEAD.format(date=day.isoformat()),
-            items,
-            TAIL,
-            bad,
-            duplicates,
+            FEED, f"{name}.xml", HEAD.format(date=day.isoformat()), items, TAIL, bad, duplicates
         )
         if s == 1:  # a second transfer of the same snapshot broke off mid-element
             cut = text.index("<g:price>", int(len(text) * 0.6)) + 5
-            landing.corrupt(
-                FEED, f"catalogue_{day.isoformat()}_partial.xml", text[:cut].encode("utf-8")
-            )
+            landing.corrupt(FEED, f"{name}_partial.xml", text[:cut].encode("utf-8"))
