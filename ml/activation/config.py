@@ -386,6 +386,7 @@ def _parse_export_item(
     label = _export_label(item, position)
 
     def error(problem: str, key: str = "") -> ExportError:
+        """An ExportError naming this file and export."""
         return ExportError(file, problem, label, key)
 
     _check_keys(item, error)

@@ -113,6 +113,7 @@ def match_readiness(counts: Mapping[str, int]) -> dict[str, Any]:
     rows = counts.get("rows", 0)
 
     def share(count: int) -> float:
+        """`count` as a share of the rows, to four decimals (0 without rows)."""
         return round(count / rows, 4) if rows else 0.0
 
     return {

@@ -236,6 +236,8 @@ BAD_TIMESTAMPS = ("2026-11-31T09:00:00Z", "2026-10-12 25:10:00", "12/10/2026", "
 
 
 def write(ctx: Context, cons: Consents, rec: Records, landing: Landing) -> None:
+    """Write the consent history up to the full export, then one file per delta day, with
+    malformed rows."""
     rng = ctx.rng(CONSENT, 2)
     ghost_rng = ctx.rng(GHOSTS, 4)
     total = len(cons.utc)

@@ -50,6 +50,7 @@ def ranked_choice(
 
 
 def draw_first_names(rng: np.random.Generator, country: np.ndarray, sex: np.ndarray) -> np.ndarray:
+    """A first name (index into FIRST_NAMES) for each country and sex, common ones likelier."""
     out = np.empty(len(country), dtype=np.int32)
     for (c, s), (start, stop) in FIRST_RANGE.items():
         idx = np.flatnonzero((country == c) & (sex == s))
@@ -58,6 +59,7 @@ def draw_first_names(rng: np.random.Generator, country: np.ndarray, sex: np.ndar
 
 
 def draw_last_names(rng: np.random.Generator, country: np.ndarray) -> np.ndarray:
+    """A last name (index into LAST_NAMES) for each country, common ones likelier."""
     out = np.empty(len(country), dtype=np.int32)
     for c, (start, stop) in LAST_RANGE.items():
         idx = np.flatnonzero(country == c)
@@ -83,9 +85,11 @@ class EmailBook:
     PATTERN_WEIGHTS = np.array([0.24, 0.12, 0.10, 0.14, 0.05, 0.05, 0.08, 0.08, 0.04, 0.10])
 
     def __init__(self) -> None:
+        """No address handed out yet."""
         self.used: set[str] = set()
 
     def claim(self, local: str, domain: str, numbers: Iterator[int]) -> str:
+        """local@domain, or with the next of `numbers` appended until the address is free."""
         address = f"{local}@{domain}"
         while address in self.used:  # add digits until free, like mail providers suggest
             address = f"{local}{next(numbers)}@{domain}"
@@ -147,6 +151,8 @@ class EmailBook:
 
 @dataclass
 class People:
+    """The real people behind the data, one entry per person in every array."""
+
     n: int
     household: np.ndarray  # household index per person
     member: np.ndarray  # position within the household (0 = first adult)
@@ -172,10 +178,12 @@ class People:
 
     @property
     def country_code(self) -> np.ndarray:
+        """Each person's ISO country code."""
         return np.array(vocab.COUNTRIES)[self.country]
 
 
 def _street(country: str, name: str, number: int, extra: int, variant: float) -> str:
+    """A street line written the country's way (`variant` picks the rarer forms)."""
     # Some addresses carry commas on purpose: CSV quoting must cope with them.
     if country == "GB":
         return f"Flat {extra}, {number} {name}" if variant < 0.12 else f"{number} {name}"
@@ -246,6 +254,7 @@ def draw_addresses(
 
 
 def draw_landlines(rng: np.random.Generator, cities: np.ndarray) -> np.ndarray:
+    """A landline numbering plan (index into phones.PLANS) of each city's area."""
     counts = np.array([len(p) for p in phones.CITY_PLANS])
     table = np.array([p + (p[0],) * (counts.max() - len(p)) for p in phones.CITY_PLANS])
     pick = (rng.random(len(cities)) * counts[cities]).astype(np.int64)
@@ -253,6 +262,7 @@ def draw_landlines(rng: np.random.Generator, cities: np.ndarray) -> np.ndarray:
 
 
 def draw_mobiles(rng: np.random.Generator, countries: np.ndarray) -> np.ndarray:
+    """A mobile numbering plan (index into phones.PLANS) of each country."""
     plans = np.empty(len(countries), dtype=np.int32)
     for c, code in enumerate(vocab.COUNTRIES):
         idx = np.flatnonzero(countries == c)

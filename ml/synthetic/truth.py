@@ -53,6 +53,7 @@ def identifiers(
     frames = []
 
     def add(kind: str, values: pa.Array | list[str], persons: np.ndarray) -> None:
+        """Add the identifiers of one kind with the person each belongs to."""
         values = values.to_pylist() if isinstance(values, pa.Array) else values
         frames.append(
             pd.DataFrame(

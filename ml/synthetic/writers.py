@@ -46,12 +46,15 @@ class BadRow:
     kind: str
 
     def __post_init__(self) -> None:
+        """Refuse a kind that is not one of MALFORMED_KINDS."""
         if self.kind not in MALFORMED_KINDS:
             raise ValueError(f"unknown malformed kind {self.kind!r}")
 
 
 @dataclass
 class FileStats:
+    """What the loader must report for one file (a row of expected_files.csv)."""
+
     feed: str
     file: str
     rows_read: int
@@ -65,17 +68,19 @@ class Landing:
     """The landing folder being written, plus its ground truth."""
 
     def __init__(self, root: Path, progress: tqdm | None = None) -> None:
+        """Write under `root`, advancing `progress` (when given) once per file."""
         self.root = root
         self.progress = progress
         self.files: list[FileStats] = []
         self.malformed: list[tuple[str, str, int, str, str]] = []
 
     def _path(self, feed: str, name: str) -> tuple[Path, str]:
+        """(path of the file, created folder included; its name relative to the root)."""
         folder = self.root / feed
         folder.mkdir(parents=True, exist_ok=True)
         return folder / name, f"{feed}/{name}"
 
-    def _record(
+    def _keep_ground_truth(
         self,
         feed: str,
         rel: str,
@@ -84,6 +89,9 @@ class Landing:
         duplicates: int,
         first_row: int,
     ) -> None:
+        """Keep what the loader must find in a file just written: the row number of each
+        malformed row (data rows count from `first_row`) and the file's counts; advance the
+        progress bar."""
         if duplicates > valid:
             raise ValueError(f"{rel}: more duplicates than valid rows")
         for j, row in enumerate(sorted(bad, key=lambda b: b.at)):
@@ -119,7 +127,9 @@ class Landing:
                 handle.write(row.data + b"\n")
                 previous = row.at
             handle.write(buffer_of(lines.slice(previous)))
-        self._record(feed, rel, len(lines), ordered, duplicates, 2 if header is not None else 1)
+        self._keep_ground_truth(
+            feed, rel, len(lines), ordered, duplicates, 2 if header is not None else 1
+        )
 
     def parquet(
         self, feed: str, name: str, table: pa.Table, bad: Sequence[BadRow], duplicates: int
@@ -140,7 +150,7 @@ class Landing:
         pieces.append(table.slice(previous))
         full = pa.concat_tables(pieces).combine_chunks()
         pq.write_table(full, path, compression="snappy")
-        self._record(feed, rel, table.num_rows, ordered, duplicates, 1)
+        self._keep_ground_truth(feed, rel, table.num_rows, ordered, duplicates, 1)
 
     def xml(
         self,
@@ -165,7 +175,7 @@ class Landing:
         out.append(tail)
         text = "".join(out)
         path.write_bytes(text.encode("utf-8"))
-        self._record(feed, rel, len(items), ordered, duplicates, 1)
+        self._keep_ground_truth(feed, rel, len(items), ordered, duplicates, 1)
         return text
 
     def corrupt(self, feed: str, name: str, data: bytes) -> None:
