@@ -32,6 +32,15 @@ $(SECRETS):
 -include $(SECRETS)
 export TEAL_SALT
 
+# The key that signs the audience hub's cookies (ml/hub), made the same way on first use.
+HUB_SECRETS := .secrets/hub.env
+$(HUB_SECRETS):
+	@mkdir -p $(dir $@)
+	@umask 077 && $(PYTHON) -c "import secrets; print('TEAL_HUB_SECRET=' + secrets.token_hex(32))" > $@
+	@echo "created $@ with a new random TEAL_HUB_SECRET (signs the audience hub's cookies)"
+-include $(HUB_SECRETS)
+export TEAL_HUB_SECRET
+
 .PHONY: help run test test-fast dev docs data bench bench-febrl lint fmt lock contracts quarantine clean
 
 help: ## list the targets
@@ -68,11 +77,24 @@ run: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/mani
 	TEAL_AS_OF=$(AS_OF) $(BIN)/python -m orchestration.run --job refresh_all
 	$(BIN)/python -m ml.summary
 
-test: lint $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json ## install dev dependencies, lint, and run every test (dbt build on sample data included)
+# The hub's browser tests drive Debian's chromium (Playwright cannot download its own browser
+# here); CI runs as root, so it is installed when missing.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the hub's browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "The hub's browser tests need chromium at $(CHROMIUM): run 'sudo apt-get install -y chromium'"; exit 1; fi
+
+test: lint $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json $(CHROMIUM) ## install dev dependencies, lint, and run every test (dbt build on sample data included)
 	$(BIN)/python -m pytest -q --durations=15 tests
 
 test-fast: $(VENV)/.dev-installed ## the unit tests only: no pipeline run, no dbt, no Dagster job (about two minutes)
 	$(BIN)/python -m pytest -q -m unit --durations=10 tests
+
+.PHONY: serve
+serve: $(VENV)/.run-installed ## start the audience hub on http://localhost:8080 (after make run; users: python -m ml.hub users add)
+	$(BIN)/python -m ml.hub serve
 
 dev: $(VENV)/.run-installed $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json ## start the Dagster UI on http://localhost:3000
 	TEAL_AS_OF=$(AS_OF) $(BIN)/dagster dev -m orchestration.definitions

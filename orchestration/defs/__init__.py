@@ -12,6 +12,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from orchestration.defs import (
         activation,
         audiences,
+        hub,
         identity,
         jobs,
         landing,
@@ -29,6 +30,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         quality.defs,
         audiences.defs,
         activation.defs,
+        hub.defs,
         jobs.defs,
         dg.Definitions(resources=resources.resources(settings)),
     )
