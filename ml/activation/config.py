@@ -191,29 +191,9 @@ def load_exports(
             errors.extend(exc.errors)
             parsed = list(exc.valid)
         for export in parsed:
-            label = repr(export.name)
-            if export.name in names:
-                errors.append(
-                    ExportError(
-                        export.file,
-                        f"export name already used in {names[export.name]}; export names must be "
-                        "unique (set `name:` to tell them apart)",
-                        label,
-                        "name",
-                    )
-                )
-                continue
-            if export.segment in segments_used:
-                errors.append(
-                    ExportError(
-                        export.file,
-                        f"segment {export.segment!r} already has an export "
-                        f"({segments_used[export.segment]}); a segment has at most one export, "
-                        "so add the attributes you need to that one",
-                        label,
-                        "segment",
-                    )
-                )
+            clash = _clash(export, names, segments_used)
+            if clash is not None:
+                errors.append(clash)
                 continue
             names[export.name] = export.file
             segments_used[export.segment] = f"{export.name!r} in {export.file}"
@@ -221,6 +201,32 @@ def load_exports(
     if errors:
         raise ExportValidationError(errors, exports)
     return exports
+
+
+def _clash(
+    export: ExportConfig, names: Mapping[str, str], segments_used: Mapping[str, str]
+) -> ExportError | None:
+    """An error when an earlier export already has this export's name or segment (`names`:
+    name -> file; `segments_used`: segment -> the export that writes it), else None."""
+    label = repr(export.name)
+    if export.name in names:
+        return ExportError(
+            export.file,
+            f"export name already used in {names[export.name]}; export names must be "
+            "unique (set `name:` to tell them apart)",
+            label,
+            "name",
+        )
+    if export.segment in segments_used:
+        return ExportError(
+            export.file,
+            f"segment {export.segment!r} already has an export "
+            f"({segments_used[export.segment]}); a segment has at most one export, "
+            "so add the attributes you need to that one",
+            label,
+            "segment",
+        )
+    return None
 
 
 def parse_export_file(

@@ -495,7 +495,8 @@ def _rule(node: Any, location: str, ctx: _Context) -> Rule:
     return AllOf(rules) if start == "all" else AnyOf(rules)
 
 
-def _field_condition(node: Mapping[str, Any], location: str, ctx: _Context) -> FieldCondition:
+def _condition_field(node: Mapping[str, Any], location: str, ctx: _Context) -> Field:
+    """The catalogue field a condition names; an error for an unknown key or field."""
     for key in node:
         if key not in CONDITION_KEYS:
             raise ctx.error(
@@ -511,6 +512,12 @@ def _field_condition(node: Mapping[str, Any], location: str, ctx: _Context) -> F
             f"{ctx.catalogue.model} listed in {ctx.catalogue.origin}",
             location,
         )
+    return field
+
+
+def _condition_operator(node: Mapping[str, Any], field: Field, location: str, ctx: _Context) -> str:
+    """The condition's operator in its normal form (lower case, single spaces); an error when
+    it is missing, unknown, or does not apply to the field's kind."""
     where = f"field {field.name!r}"
     operator = node.get("operator")
     if operator is None:
@@ -529,6 +536,33 @@ def _field_condition(node: Mapping[str, Any], location: str, ctx: _Context) -> F
             f"apply to it (use {', '.join(allowed)})",
             location,
         )
+    return operator_text
+
+
+def _between_values(raw: Any, field: Field, location: str, ctx: _Context) -> tuple[Any, Any]:
+    """The [low, high] of a `between`, checked: two values, low not above high."""
+    where = f"field {field.name!r}"
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise ctx.error(
+            f"{where}: 'between' needs a list of two values [low, high], got {raw!r}",
+            location,
+        )
+    low, high = (_scalar(v, field, location, ctx) for v in raw)
+    if low > high:
+        raise ctx.error(
+            f"{where}: between [{_plain(low)}, {_plain(high)}] has low above high; write "
+            f"[{_plain(high)}, {_plain(low)}]",
+            location,
+        )
+    return low, high
+
+
+def _field_condition(node: Mapping[str, Any], location: str, ctx: _Context) -> FieldCondition:
+    """A field condition (field, operator, value) checked against the catalogue: the value
+    must suit the operator (none, one, a list, or [low, high]) and the field's kind."""
+    field = _condition_field(node, location, ctx)
+    operator_text = _condition_operator(node, field, location, ctx)
+    where = f"field {field.name!r}"
     if operator_text in _NO_VALUE:
         if "value" in node:
             raise ctx.error(
@@ -548,19 +582,7 @@ def _field_condition(node: Mapping[str, Any], location: str, ctx: _Context) -> F
         values = tuple(_scalar(v, field, location, ctx) for v in raw)
         return FieldCondition(field, operator_text, values)
     if operator_text == "between":
-        if not isinstance(raw, list) or len(raw) != 2:
-            raise ctx.error(
-                f"{where}: 'between' needs a list of two values [low, high], got {raw!r}",
-                location,
-            )
-        low, high = (_scalar(v, field, location, ctx) for v in raw)
-        if low > high:
-            raise ctx.error(
-                f"{where}: between [{_plain(low)}, {_plain(high)}] has low above high; write "
-                f"[{_plain(high)}, {_plain(low)}]",
-                location,
-            )
-        return FieldCondition(field, operator_text, (low, high))
+        return FieldCondition(field, operator_text, _between_values(raw, field, location, ctx))
     if isinstance(raw, list | Mapping):
         raise ctx.error(
             f"{where}: operator {operator_text!r} compares with one value, got {raw!r} "
