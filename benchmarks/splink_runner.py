@@ -64,7 +64,9 @@ def run_splink(frame: pd.DataFrame, threshold: float = 0.9, seed: int = 42) -> p
             cl.NameComparison("first_name").configure(term_frequency_adjustments=True)
         )
     if "last_name" in has:
-        comparisons.append(cl.NameComparison("last_name").configure(term_frequency_adjustments=True))
+        comparisons.append(
+            cl.NameComparison("last_name").configure(term_frequency_adjustments=True)
+        )
     if "date_of_birth" in has:
         comparisons.append(cl.DateOfBirthComparison("date_of_birth", input_is_string=True))
     if "street" in has:

@@ -32,8 +32,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -145,6 +147,43 @@ def evaluate(connection: duckdb.DuckDBPyConnection, truth_dir: Path) -> Evaluati
             for name, pair in scopes.items()
         },
     )
+
+
+def threshold_curve(
+    resolution: Any, truth: pd.Series, thresholds: Sequence[float]
+) -> list[dict[str, float]]:
+    """Pairwise precision and recall of a matcher run at other decision thresholds.
+
+    `resolution` is a `ml.identity.matching.Resolution`, `truth` the true entity of each record
+    id. At each threshold the entities are the connected components of the run's scored pairs
+    at or above it (pairs vetoed or dropped by the chaining guard stay out; the guard is not
+    rerun per threshold). Thresholds below the run's `near_miss` see only the pairs it kept.
+    """
+    links = resolution.links
+    usable = ~links["decision"].astype(str).str.startswith(("vetoed", "dropped"))
+    ids = resolution.entities["record_id"]
+    position = pd.Series(np.arange(len(ids)), index=ids.to_numpy())
+    left = position.reindex(links["record_id_l"]).to_numpy()
+    right = position.reindex(links["record_id_r"]).to_numpy()
+    chance = links["match_probability"].to_numpy()
+    out = []
+    for threshold in thresholds:
+        keep = usable.to_numpy() & (chance >= threshold)
+        graph = coo_matrix(
+            (np.ones(int(keep.sum()), dtype=np.int8), (left[keep], right[keep])),
+            shape=(len(ids), len(ids)),
+        )
+        _, labels = connected_components(graph, directed=False)
+        figures = pairwise_metrics(pd.Series(labels, index=ids.to_numpy()), truth)
+        out.append(
+            {
+                "threshold": float(threshold),
+                "precision": figures["precision"],
+                "recall": figures["recall"],
+                "f1": figures["f1"],
+            }
+        )
+    return out
 
 
 def render(evaluation: Evaluation) -> str:

@@ -387,6 +387,7 @@ def estimate_u_same_address(
     conditioned: Sequence[str],
     pseudo_pairs: float = 100.0,
     min_pairs: int = 200,
+    different_births: np.ndarray | None = None,
 ) -> tuple[list[list[float] | None], int]:
     """u among different people living at one address, for the `conditioned` comparisons.
 
@@ -395,19 +396,28 @@ def estimate_u_same_address(
     This u is counted on candidate pairs at the exact same address that are certainly
     different people (`certainly_different`: two different first names, both known names), smoothed
     towards the random-pair u by `pseudo_pairs`; with fewer than `min_pairs` such pairs the data
-    shows no households and nothing is adjusted. Returns (per comparison u or None, pairs used).
+    shows no households and nothing is adjusted. The first name itself is counted among the
+    pairs at one address whose dates of birth clearly differ (`different_births`): a father
+    and son of one name are as common as the data shows. Returns (per comparison u or None,
+    pairs used).
     """
     names = [c.name for c in comparisons]
     out: list[list[float] | None] = [None] * len(comparisons)
     if "address" not in names:
         return out, 0
-    rows = (gamma[:, names.index("address")] == 0) & certainly_different
+    same = gamma[:, names.index("address")] == 0
+    rows = same & certainly_different
     if rows.sum() < min_pairs:
         return out, 0
     for j, comparison in enumerate(comparisons):
         if comparison.name not in conditioned:
             continue
-        levels = gamma[rows, j]
+        these = rows
+        if comparison.name == "first_name":
+            if different_births is None or (same & different_births).sum() < min_pairs:
+                continue
+            these = same & different_births
+        levels = gamma[these, j]
         counts = np.bincount(levels[levels >= 0], minlength=len(comparison.levels))
         smoothed = (counts + pseudo_pairs * np.asarray(u[j])) / (counts.sum() + pseudo_pairs)
         for level, _ in comparison.u_like:  # swapped names: as rare at one address as anywhere
