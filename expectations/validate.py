@@ -42,14 +42,12 @@ from typing import Any
 import great_expectations as gx
 import numpy as np
 import pandas as pd
-from great_expectations.checkpoint import UpdateDataDocsAction
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context import FileDataContext
 from great_expectations.exceptions import DataContextError
 
 from expectations import suites
 from expectations.context import (
-    DOCS_SITE,
     EXPECTATIONS_DIR,
     batch_definition,
     docs_index,
@@ -63,7 +61,6 @@ from ml.settings import Settings
 UNEXPECTED_EXAMPLES = 5
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": UNEXPECTED_EXAMPLES}
 MAX_VALUE_CHARS = 80
-DOCS_ACTION = "update_data_docs"
 
 # Shapes of stripped text; no \s or \d, so pandas runs them in pyarrow instead of Python's re.
 INTEGER_TEXT = r"[+-]?[0-9]+"
@@ -373,7 +370,7 @@ def _current_checkpoint(
         and definitions[0].suite.meta.get("fingerprint") == suite.meta["fingerprint"]
         and definitions[0].data.id == batch_id
         and checkpoint.result_format == RESULT_FORMAT
-        and [a.name for a in checkpoint.actions] == [DOCS_ACTION]
+        and not checkpoint.actions
     )
     return checkpoint if current else None
 
@@ -394,7 +391,9 @@ def save_checkpoint(context: FileDataContext, feed: Feed) -> gx.Checkpoint:
         gx.Checkpoint(
             name=name,
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name=DOCS_ACTION, site_names=[DOCS_SITE])],
+            # Data Docs are rebuilt once per run (expectations/docs.py), not per batch: the
+            # site's index re-renders every stored result, seconds per validation
+            actions=[],
             result_format=RESULT_FORMAT,
         )
     )
@@ -478,6 +477,24 @@ def as_dict(validation: BatchValidation) -> dict[str, Any]:
     return plain
 
 
+RESULTS_DDL = """
+create schema if not exists landing;
+create table if not exists landing.validation_results (
+    load_id varchar not null,
+    feed varchar not null,
+    suite varchar not null,
+    expectation_type varchar not null,
+    columns varchar not null,
+    severity varchar not null,
+    kind varchar not null,
+    success boolean not null,
+    rows_checked bigint,
+    rows_unexpected bigint,
+    validated_at timestamp not null
+)
+"""
+
+
 @dataclass(frozen=True)
 class LandedValidation:
     """The validation of the rows one load landed for a feed (a sample above the limit)."""
@@ -494,6 +511,7 @@ def validate_landed_feed(settings: Settings, feed_name: str, load_id: str) -> La
         batch, total = landed_batch(connection, feed, load_id)
         validation = validate_batch(feed, batch)
         if not validation.skipped:
+            record_outcomes(connection, load_id, validation)
             connection.execute(
                 "insert into landing.validations values (?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
                 [
@@ -508,3 +526,31 @@ def validate_landed_feed(settings: Settings, feed_name: str, load_id: str) -> La
                 ],
             )
     return LandedValidation(validation, total)
+
+
+def record_outcomes(connection, load_id: str, validation: BatchValidation) -> None:
+    """Every expectation that failed or flagged rows, in landing.validation_results: which one,
+    on which columns, error or warning, and how many rows (no values: they may be personal)."""
+    connection.execute(RESULTS_DDL)
+    rows = [
+        [
+            load_id,
+            validation.feed,
+            validation.suite,
+            outcome.expectation_type,
+            ", ".join(outcome.columns),
+            outcome.severity,
+            outcome.kind,
+            outcome.success,
+            outcome.element_count,
+            outcome.unexpected_count,
+        ]
+        for outcome in validation.results
+        if not outcome.success or outcome.unexpected_count
+    ]
+    if rows:
+        connection.executemany(
+            "insert into landing.validation_results "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
+            rows,
+        )

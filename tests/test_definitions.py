@@ -93,6 +93,7 @@ def test_definitions_load_with_the_whole_graph(defs):
             "audiences",
             "privacy",
             "activation",
+            "reports",
         }, key
 
 

@@ -18,6 +18,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         landing,
         privacy,
         quality,
+        reports,
         resources,
         transform,
     )
@@ -30,6 +31,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         quality.defs,
         audiences.defs,
         activation.defs,
+        reports.defs,
         hub.defs,
         jobs.defs,
         dg.Definitions(resources=resources.resources(settings)),
