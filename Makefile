@@ -87,10 +87,10 @@ $(CHROMIUM):
 	else echo "The hub's browser tests need chromium at $(CHROMIUM): run 'sudo apt-get install -y chromium'"; exit 1; fi
 
 test: lint $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json $(CHROMIUM) ## install dev dependencies, lint, and run every test (dbt build on sample data included)
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15 tests
 
 test-fast: $(VENV)/.dev-installed ## the unit tests only: no pipeline run, no dbt, no Dagster job (about two minutes)
-	$(BIN)/python -m pytest -q -m unit --durations=10 tests
+	$(BIN)/python -m pytest -q -n 2 -m unit --durations=10 tests
 
 .PHONY: serve
 serve: $(VENV)/.run-installed ## start the audience hub on http://localhost:8080 (after make run; users: python -m ml.hub users add)

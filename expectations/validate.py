@@ -509,7 +509,7 @@ def validate_landed_feed(settings: Settings, feed_name: str, load_id: str) -> La
     feed = _feed(feed_name)
     with settings.connect() as connection:
         batch, total = landed_batch(connection, feed, load_id)
-        validation = validate_batch(feed, batch)
+        validation = validate_batch(feed, batch, project_root=settings.gx_project)
         if not validation.skipped:
             record_outcomes(connection, load_id, validation)
             connection.execute(

@@ -16,6 +16,7 @@ Nothing else in Teal reads these environment variables, and nothing writes any:
 | `TEAL_AS_OF` | the moment features and segments are computed as of (ml/as_of.py) | the run's start |
 | `TEAL_DUCKDB_MEMORY` | DuckDB's memory limit, for every connection Teal and dbt open | `4GB` |
 | `TEAL_DUCKDB_THREADS` | DuckDB's threads | the machine's cores |
+| `TEAL_GX_PROJECT` | the Great Expectations project (gx/great_expectations.yml, its stores and Data Docs) | `expectations/` |
 | `TEAL_HUB_SNAPSHOTS` | where runs publish the audience hub's read-only snapshots (ml/hub) | `hub/snapshots/` beside the warehouse |
 | `TEAL_HUB_DATABASE` | the hub's own SQLite file: users, sessions, its audit log | `hub/hub.sqlite` beside the warehouse |
 | `TEAL_HUB_HOST`, `TEAL_HUB_PORT` | where `make serve` listens | `127.0.0.1`, `8080` |
@@ -42,6 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_WAREHOUSE = REPO_ROOT / "data" / "warehouse.duckdb"
 DEFAULT_LANDING = REPO_ROOT / "data" / "landing"
+DEFAULT_GX_PROJECT = REPO_ROOT / "expectations"
 # dbt from the same environment as this Python, whether or not that environment is on PATH.
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 
@@ -54,6 +56,7 @@ SALT_ENV = "TEAL_SALT"
 AS_OF_ENV = "TEAL_AS_OF"
 MEMORY_ENV = "TEAL_DUCKDB_MEMORY"
 THREADS_ENV = "TEAL_DUCKDB_THREADS"
+GX_PROJECT_ENV = "TEAL_GX_PROJECT"
 HUB_SNAPSHOTS_ENV = "TEAL_HUB_SNAPSHOTS"
 HUB_DATABASE_ENV = "TEAL_HUB_DATABASE"
 HUB_HOST_ENV = "TEAL_HUB_HOST"
@@ -84,6 +87,7 @@ class Settings:
     as_of: str = ""
     duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
     duckdb_threads: int = 0
+    gx_project: Path = DEFAULT_GX_PROJECT
     hub_snapshots: Path | None = None
     hub_database: Path | None = None
     hub_host: str = DEFAULT_HUB_HOST
@@ -100,6 +104,7 @@ class Settings:
             "exports": Path(self.exports or data / "exports").resolve(),
             "reports": Path(self.reports or data / "reports").resolve(),
             "models": Path(self.models or data / "models").resolve(),
+            "gx_project": Path(self.gx_project or DEFAULT_GX_PROJECT).resolve(),
             "hub_snapshots": Path(self.hub_snapshots or data / "hub" / "snapshots").resolve(),
             "hub_database": Path(self.hub_database or data / "hub" / "hub.sqlite").resolve(),
             "hub_host": str(self.hub_host or DEFAULT_HUB_HOST).strip(),
@@ -150,6 +155,7 @@ class Settings:
             "as_of": env.get(AS_OF_ENV, ""),
             "duckdb_memory_limit": env.get(MEMORY_ENV, "").strip() or DEFAULT_MEMORY_LIMIT,
             "duckdb_threads": int(threads) if threads else 0,
+            "gx_project": path(GX_PROJECT_ENV) or DEFAULT_GX_PROJECT,
             "hub_snapshots": path(HUB_SNAPSHOTS_ENV),
             "hub_database": path(HUB_DATABASE_ENV),
             "hub_host": env.get(HUB_HOST_ENV, "").strip() or DEFAULT_HUB_HOST,
@@ -222,8 +228,7 @@ class Settings:
 # - activation: campaign outcomes, after the exports.
 DBT_SELECTIONS = {
     "feeds": {
-        "select": "path:models/staging path:models/intermediate/identity "
-        "path:models/marts/quality",
+        "select": "path:models/staging path:models/intermediate/identity path:models/marts/quality",
         "exclude": "path:models/staging/identity path:models/staging/ml "
         "path:models/staging/activation",
     },

@@ -3,6 +3,7 @@
 A test module that runs real components end to end (Dagster jobs, dbt, the landing of
 generated feeds) sets `pytestmark = pytest.mark.integration`; every other test is marked
 `unit` here, so `make test-fast` (`pytest -m unit`) runs them alone in a couple of minutes.
+`make test` runs everything on two workers; the tests that share the sample run stay together.
 
 Settings are passed, never set: each test builds its own `Settings` (see `settings_for`) with
 the fixed test salt and as_of, so no test reads or writes the process's environment.
@@ -25,6 +26,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("integration") is None:
             item.add_marker(pytest.mark.unit)
+        # `make test` runs two workers (pytest-xdist, --dist loadgroup): every test that reads
+        # the shared sample run goes to one worker, so the run is built once, not once a worker
+        if "sample_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("sample_run"))
 
 
 @pytest.fixture(scope="session")

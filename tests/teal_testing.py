@@ -20,7 +20,8 @@ SAMPLE_SEED = 42
 
 def settings_for(root: Path, **overrides) -> Settings:
     """Settings with everything under `root`, the test salt and the sample's as_of."""
-    values = {"salt": TEST_SALT, "as_of": AS_OF, "duckdb_threads": 2}
+    # the GX project (stores, Data Docs) under the test folder too: tests never share one
+    values = {"salt": TEST_SALT, "as_of": AS_OF, "duckdb_threads": 2, "gx_project": root}
     values.update(overrides)
     return Settings.for_root(root, **values)
 

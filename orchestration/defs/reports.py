@@ -8,6 +8,7 @@ time). It sits at the end of the graph so the run's validations are all stored b
 
 import dagster as dg
 
+from ml.settings import Settings
 from orchestration.defs.activation import LIFT_KEY
 
 DATA_DOCS_KEY = dg.AssetKey(["reports", "data_docs"])
@@ -18,14 +19,14 @@ DATA_DOCS_KEY = dg.AssetKey(["reports", "data_docs"])
     group_name="reports",
     kinds={"python"},
     deps=[LIFT_KEY],
-    description="The Great Expectations Data Docs site (expectations/gx/uncommitted/data_docs/): "
+    description="The Great Expectations Data Docs site (<gx project>/gx/uncommitted/data_docs/): "
     "every feed's suite and the stored validation results, rebuilt once per run.",
 )
-def data_docs() -> dg.MaterializeResult:
+def data_docs(settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
     """Rebuild the Data Docs site from the suites and the stored validation results."""
     from expectations.docs import build_docs
 
-    index = build_docs()
+    index = build_docs(settings.gx_project)
     return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index))})
 
 
