@@ -9,6 +9,7 @@ import pandas as pd
 from ml.identity.pipeline import IdentityOutcome, resolve_warehouse
 from ml.privacy.compact import compact_warehouse
 from ml.privacy.erasure import ErasureOutcome, process_erasure_requests, traces_left
+from ml.privacy.personal_columns import DBT_MANIFEST
 from ml.secrets import check_salt
 from ml.settings import Settings
 
@@ -28,10 +29,18 @@ def erase_requested(settings: Settings, *, run_id: str) -> ErasureStep:
     """Erase every person with a pending request everywhere (ml/privacy/erasure.py); when
     anything was removed, resolve identity again without their rows (a link or shared flag
     they caused goes) and compact the DuckDB file so no deleted row lingers in it."""
+    # which dbt columns hold personal data: from the manifest this run's dbt parts wrote (the
+    # part `subjects` ran just before), else from the project's own
+    run_manifest = settings.dbt_target / "manifest.json"
+    manifest = run_manifest if run_manifest.is_file() else DBT_MANIFEST
     with settings.connect() as connection:
         salt = check_salt(connection, settings.salt)
         outcome = process_erasure_requests(
-            connection, exports_root=settings.exports, salt=salt, run_id=run_id
+            connection,
+            exports_root=settings.exports,
+            salt=salt,
+            run_id=run_id,
+            dbt_manifest=manifest,
         )
         identity_after = None
         if outcome.anything_removed:
