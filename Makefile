@@ -121,6 +121,10 @@ bench-identity: $(VENV)/.dev-installed $(FEBRL_DIR)/dataset1.csv ## our matcher 
 quarantine: $(VENV)/.run-installed ## list the rows and files landing refused, with reasons (FEED=orders to filter)
 	$(BIN)/python -m ml.landing.quarantine $(if $(FEED),--feed $(FEED))
 
+.PHONY: check
+check: $(VENV)/.run-installed ## dry run of one file against its feed's contract, writing nothing (FILE=path FEED=orders)
+	@$(BIN)/python -m ml.landing check $(FILE) $(if $(FEED),--feed $(FEED))
+
 contracts: $(VENV)/.run-installed ## regenerate the dbt sources, the timezone macro and docs/contracts.md from ml/landing/feeds.yml
 	$(BIN)/python -m ml.landing.contracts sync
 

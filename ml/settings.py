@@ -16,6 +16,7 @@ Nothing else in Teal reads these environment variables, and nothing writes any:
 | `TEAL_AS_OF` | the moment features and segments are computed as of (ml/as_of.py) | the run's start |
 | `TEAL_DUCKDB_MEMORY` | DuckDB's memory limit, for every connection Teal and dbt open | `4GB` |
 | `TEAL_DUCKDB_THREADS` | DuckDB's threads | the machine's cores |
+| `TEAL_FEEDS` | a file of your own feed settings merged over ml/landing/feeds.yml | `feeds.local.yml` beside the landing folder, if there is one |
 | `TEAL_GX_PROJECT` | the Great Expectations project (gx/great_expectations.yml, its stores and Data Docs) | `expectations/` |
 | `TEAL_HUB_SNAPSHOTS` | where runs publish the audience hub's read-only snapshots (ml/hub) | `hub/snapshots/` beside the warehouse |
 | `TEAL_HUB_DATABASE` | the hub's own SQLite file: users, sessions, its audit log | `hub/hub.sqlite` beside the warehouse |
@@ -56,6 +57,7 @@ SALT_ENV = "TEAL_SALT"
 AS_OF_ENV = "TEAL_AS_OF"
 MEMORY_ENV = "TEAL_DUCKDB_MEMORY"
 THREADS_ENV = "TEAL_DUCKDB_THREADS"
+FEEDS_ENV = "TEAL_FEEDS"
 GX_PROJECT_ENV = "TEAL_GX_PROJECT"
 HUB_SNAPSHOTS_ENV = "TEAL_HUB_SNAPSHOTS"
 HUB_DATABASE_ENV = "TEAL_HUB_DATABASE"
@@ -87,6 +89,7 @@ class Settings:
     as_of: str = ""
     duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
     duckdb_threads: int = 0
+    feeds_overrides: Path | None = None  # None: feeds.local.yml beside the landing folder
     gx_project: Path = DEFAULT_GX_PROJECT
     hub_snapshots: Path | None = None
     hub_database: Path | None = None
@@ -151,6 +154,7 @@ class Settings:
             "exports": path(EXPORTS_ENV),
             "reports": path(REPORTS_ENV),
             "models": path(MODELS_ENV),
+            "feeds_overrides": path(FEEDS_ENV),
             "salt": env.get(SALT_ENV, ""),
             "as_of": env.get(AS_OF_ENV, ""),
             "duckdb_memory_limit": env.get(MEMORY_ENV, "").strip() or DEFAULT_MEMORY_LIMIT,

@@ -72,3 +72,147 @@ def test_a_broken_contract_says_where(change, message):
     with pytest.raises(ContractError) as error:
         parse(document)
     assert str(error.value).startswith(message)
+
+
+# --------------------------------------------------------------------------- reading options
+
+
+def test_a_feed_reads_with_defaults_unless_it_says_otherwise():
+    orders = contracts.load()["orders"]
+    assert orders.read == contracts.ReadOptions()
+    assert (orders.read.delimiter, orders.read.quote, orders.read.codec) == (",", '"', "utf-8")
+    assert orders.aliases == {}
+
+
+def test_text_formats_also_take_their_files_gzip_compressed():
+    from pathlib import Path
+
+    orders, clicks = contracts.load()["orders"], contracts.load()["clickstream"]
+    assert orders.file_format(Path("orders/orders_2026-11.csv.gz")) == "csv"
+    assert clicks.file_format(Path("clickstream/events.jsonl.gz")) == "jsonl"
+    assert orders.file_format(Path("orders/store.parquet.gz")) is None
+    assert orders.file_format(Path("orders/notes.txt.gz")) is None
+
+
+@pytest.mark.parametrize(
+    ("read", "message"),
+    [
+        (
+            {"delimter": ";"},
+            "feeds.yml: feed 'orders', read: unknown field(s) ['delimter']; known: delimiter,",
+        ),
+        ({"delimiter": ";;"}, "feeds.yml: feed 'orders', read.delimiter: ';;' is not a single"),
+        ({"delimiter": '"'}, "feeds.yml: feed 'orders', read.delimiter: '\"' cannot separate"),
+        ({"decimal": ";"}, "feeds.yml: feed 'orders', read.decimal: ';' is not '.' or ','"),
+        ({"quote": "''"}, "feeds.yml: feed 'orders', read.quote: \"''\" is not a single character"),
+        (
+            {"encoding": "ebcdic"},
+            "feeds.yml: feed 'orders', read.encoding: 'ebcdic' is not one of utf-8, utf-8-sig, "
+            "windows-1252, latin-1",
+        ),
+        (
+            {"date_format": "DD/MM/YYYY"},
+            "feeds.yml: feed 'orders', read.date_format: 'DD/MM/YYYY' is not a format such as",
+        ),
+        ("semicolon", "feeds.yml: feed 'orders', read: write it as a mapping"),
+    ],
+)
+def test_broken_reading_options_say_where(read, message):
+    document = _document()
+    document["feeds"]["orders"]["read"] = read
+    with pytest.raises(ContractError) as error:
+        parse(document)
+    assert str(error.value).startswith(message)
+
+
+def test_reading_options_accept_other_spellings_of_an_encoding_and_no_quote():
+    document = _document()
+    document["feeds"]["orders"]["read"] = {"encoding": "CP1252", "quote": "", "delimiter": "\t"}
+    read = parse(document)["orders"].read
+    assert (read.encoding, read.codec, read.quote, read.delimiter) == (
+        "windows-1252",
+        "cp1252",
+        None,
+        "\t",
+    )
+
+
+@pytest.mark.parametrize(
+    ("aliases", "message"),
+    [
+        ({"customer": ["Customer ID"]}, "feeds.yml: feed 'orders', aliases: 'customer' is not a"),
+        ({"customer_ref": [""]}, "feeds.yml: feed 'orders', aliases.customer_ref: write the"),
+        (["Customer ID"], "feeds.yml: feed 'orders', aliases: write it as {<column>:"),
+    ],
+)
+def test_broken_aliases_say_where(aliases, message):
+    document = _document()
+    document["feeds"]["orders"]["aliases"] = aliases
+    with pytest.raises(ContractError) as error:
+        parse(document)
+    assert str(error.value).startswith(message)
+
+
+def test_a_local_file_sets_how_files_are_read_over_the_contract(tmp_path):
+    local = tmp_path / "feeds.local.yml"
+    local.write_text(
+        "feeds:\n"
+        "  orders:\n"
+        "    read: {delimiter: ';', decimal: ',', encoding: windows-1252}\n"
+        "    aliases: {customer_ref: [Customer ID, cust_email], order_id: Order}\n"
+        "    formats: {csv: '*.txt'}\n",
+        encoding="utf-8",
+    )
+    merged = contracts.load(overrides=local)
+    orders = merged["orders"]
+    assert (orders.read.delimiter, orders.read.decimal, orders.read.encoding) == (
+        ";",
+        ",",
+        "windows-1252",
+    )
+    assert orders.read.quote == '"'  # what the local file does not set stays
+    assert orders.aliases == {"customer_ref": ("Customer ID", "cust_email"), "order_id": ("Order",)}
+    assert orders.formats == {"csv": "*.txt", "parquet": "*.parquet"}
+    assert orders.columns == contracts.load()["orders"].columns
+    assert merged["crm"] == contracts.load()["crm"]
+
+
+def test_the_local_file_is_found_beside_the_landing_folder_or_named(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    assert contracts.overrides_file(landing) is None
+    (tmp_path / "feeds.local.yml").write_text("feeds: {}\n")
+    assert contracts.overrides_file(landing) == tmp_path / "feeds.local.yml"
+    with pytest.raises(ContractError) as error:
+        contracts.overrides_file(landing, tmp_path / "mine.yml")
+    assert str(error.value) == f"{tmp_path / 'mine.yml'}: no such file (set by $TEAL_FEEDS)"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "feeds:\n  orders:\n    columns: []\n",
+            "feeds.local.yml: feed 'orders': cannot set ['columns']; a local file sets only "
+            "read, aliases, formats (columns, key and rules stay in ml/landing/feeds.yml)",
+        ),
+        (
+            "feeds:\n  invoices:\n    read: {delimiter: ';'}\n",
+            "feeds.local.yml: feed 'invoices' is not in ml/landing/feeds.yml (feeds: crm,",
+        ),
+        (
+            "orders:\n  read: {delimiter: ';'}\n",
+            "feeds.local.yml: expected only `feeds:` with, per feed, any of read, aliases, formats",
+        ),
+        (
+            "feeds:\n  orders:\n    read: {encoding: utf-16}\n",
+            "feeds.local.yml: feed 'orders', read.encoding: 'utf-16' is not one of",
+        ),
+    ],
+)
+def test_a_broken_local_file_says_where(tmp_path, text, message):
+    local = tmp_path / "feeds.local.yml"
+    local.write_text(text, encoding="utf-8")
+    with pytest.raises(ContractError) as error:
+        contracts.load(overrides=local)
+    assert str(error.value).startswith(message.replace("feeds.local.yml", str(local), 1))

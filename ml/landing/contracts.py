@@ -9,15 +9,20 @@ This module has no Dagster import so that the Great Expectations code and tests 
 
 from __future__ import annotations
 
+import codecs
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
 import yaml
 
+from ml.yamlfile import read_yaml
+
 CONTRACTS_FILE = Path(__file__).with_name("feeds.yml")
+# A user's own settings for reading their files, merged over feeds.yml (see its header).
+LOCAL_FILE_NAME = "feeds.local.yml"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TYPES = {"string", "integer", "decimal", "date", "timestamp", "json"}
@@ -34,6 +39,19 @@ FEED_FIELDS = {
     "key_scope",
     "columns",
     "retention",
+    "read",
+    "aliases",
+}
+# What a user's feeds.local.yml may set per feed: how their files are written, never the
+# contract's columns, key or rules (the GX suites and dbt sources are generated from those).
+OVERRIDE_FIELDS = ("read", "aliases", "formats")
+COMPRESSED_FORMATS = {"csv", "jsonl", "merchant_xml"}  # also taken gzip-compressed: *.csv.gz
+# Encodings a feed's text files may be written in: the name feeds.yml uses -> Python's codec.
+ENCODINGS = {
+    "utf-8": "utf-8",
+    "utf-8-sig": "utf-8-sig",
+    "windows-1252": "cp1252",
+    "latin-1": "latin-1",
 }
 
 
@@ -134,6 +152,23 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class ReadOptions:
+    """How a feed's files are written, where they differ from the defaults (`read:`)."""
+
+    delimiter: str = ","
+    quote: str | None = '"'  # None: fields are never quoted
+    encoding: str = "utf-8"  # a key of ENCODINGS
+    decimal: str = "."  # "," for a decimal comma: 12,50 lands as 12.50
+    date_format: str | None = None  # e.g. %d/%m/%Y; None: YYYY-MM-DD
+    timestamp_format: str | None = None  # e.g. %m/%d/%Y %H:%M; None: ISO 8601
+
+    @property
+    def codec(self) -> str:
+        """Python's name for the encoding."""
+        return ENCODINGS[self.encoding]
+
+
+@dataclass(frozen=True)
 class Feed:
     name: str
     description: str
@@ -144,6 +179,9 @@ class Feed:
     key_scope: str
     columns: tuple[Column, ...] = field(default_factory=tuple)
     retention: Retention | None = None
+    read: ReadOptions = field(default_factory=ReadOptions)
+    # other names a file may give a contract column (matched ignoring case and spaces)
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def erase_by(self) -> tuple[Column, ...]:
@@ -174,11 +212,24 @@ class Feed:
         raise KeyError(f"feed {self.name!r} has no column {name!r}")
 
     def file_format(self, path: Path) -> str | None:
-        """The format whose pattern matches the file name, or None if the feed does not take it."""
+        """The format whose pattern matches the file name, or None if the feed does not take it.
+
+        A text format also takes its files gzip-compressed: `*.csv` takes `orders.csv.gz`.
+        """
         for fmt, pattern in self.formats.items():
             if path.match(pattern):
                 return fmt
+        if is_gzip(path):
+            inner = path.with_name(path.name[: -len(".gz")])
+            for fmt, pattern in self.formats.items():
+                if fmt in COMPRESSED_FORMATS and inner.match(pattern):
+                    return fmt
         return None
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether a landing file is gzip-compressed (its name ends in .gz)."""
+    return path.name.lower().endswith(".gz")
 
 
 @dataclass(frozen=True)
@@ -244,29 +295,100 @@ def _retention(feed: str, raw: object, columns: tuple[Column, ...]) -> Retention
     return Retention(days=days, column=column.name)
 
 
-def parse(document: dict) -> Contracts:
+def _read_options(
+    feed: str, raw: object, file: str, base: ReadOptions | None = None
+) -> ReadOptions:
+    """The feed's `read:` options, checked, over `base` (the contract's, for an override)."""
+    base = base or ReadOptions()
+    if raw is None:
+        return base
+    where = f"{file}: feed {feed!r}, read"
+    if not isinstance(raw, dict):
+        raise ContractError(f"{where}: write it as a mapping, e.g. {{delimiter: ';'}}")
+    unknown = set(raw) - set(ReadOptions.__dataclass_fields__)
+    if unknown:
+        known = ", ".join(ReadOptions.__dataclass_fields__)
+        raise ContractError(f"{where}: unknown field(s) {sorted(unknown)}; known: {known}")
+    values = {**base.__dict__, **raw}
+    for name in ("delimiter", "decimal"):
+        if not isinstance(values[name], str) or len(values[name]) != 1:
+            raise ContractError(f"{where}.{name}: {values[name]!r} is not a single character")
+    if values["delimiter"] in ("\n", "\r") or values["delimiter"] == values["quote"]:
+        raise ContractError(f"{where}.delimiter: {values['delimiter']!r} cannot separate fields")
+    if values["decimal"] not in (".", ","):
+        raise ContractError(f"{where}.decimal: {values['decimal']!r} is not '.' or ','")
+    quote = values["quote"]
+    if quote == "":
+        values["quote"] = None
+    elif quote is not None and (not isinstance(quote, str) or len(quote) != 1 or quote in "\r\n"):
+        raise ContractError(f"{where}.quote: {quote!r} is not a single character (or '' for none)")
+    if values["encoding"] not in ENCODINGS:
+        named = _encoding_named(values["encoding"])
+        if named is None:
+            choices = ", ".join(ENCODINGS)
+            raise ContractError(f"{where}.encoding: {values['encoding']!r} is not one of {choices}")
+        values["encoding"] = named
+    for name in ("date_format", "timestamp_format"):
+        text = values[name]
+        if text is not None and (not isinstance(text, str) or "%" not in text):
+            raise ContractError(
+                f"{where}.{name}: {text!r} is not a format such as '%d/%m/%Y' (strftime codes)"
+            )
+    return ReadOptions(**values)
+
+
+def _encoding_named(name: object) -> str | None:
+    """The ENCODINGS key for another spelling of it (`UTF8`, `cp1252`, `iso-8859-1`), or None."""
+    try:
+        codec = codecs.lookup(str(name)).name
+    except LookupError:
+        return None
+    spelled = {codecs.lookup(c).name: key for key, c in ENCODINGS.items()}
+    return spelled.get(codec)
+
+
+def _aliases(
+    feed: str, raw: object, columns: tuple[Column, ...], file: str
+) -> dict[str, tuple[str, ...]]:
+    """The feed's `aliases: {<column>: [<other name>, ...]}`, checked."""
+    if raw is None:
+        return {}
+    where = f"{file}: feed {feed!r}, aliases"
+    if not isinstance(raw, dict):
+        raise ContractError(f"{where}: write it as {{<column>: [<name in the file>, ...]}}")
+    names = {c.name for c in columns}
+    aliases = {}
+    for column, others in raw.items():
+        if column not in names:
+            raise ContractError(f"{where}: {column!r} is not a column of the feed")
+        others = [others] if isinstance(others, str) else others
+        if not isinstance(others, list) or not all(
+            isinstance(o, str) and o.strip() for o in others
+        ):
+            raise ContractError(f"{where}.{column}: write the other names as a list of text")
+        aliases[column] = tuple(others)
+    return aliases
+
+
+def parse(document: dict, file: str = "feeds.yml") -> Contracts:
     feeds = {}
     for name, raw in document["feeds"].items():
         columns = tuple(_column(name, c) for c in raw["columns"])
         names = [c.name for c in columns]
         for key in raw["key"]:
             if key not in names:
-                raise ContractError(f"feeds.yml: feed {name!r}: key column {key!r} is not a column")
-        for fmt in raw["formats"]:
-            if fmt not in FILE_FORMATS:
-                raise ContractError(
-                    f"feeds.yml: feed {name!r}: format {fmt!r} is not one of {sorted(FILE_FORMATS)}"
-                )
+                raise ContractError(f"{file}: feed {name!r}: key column {key!r} is not a column")
+        _check_formats(name, raw["formats"], file)
         if raw["key_scope"] not in ("feed", "file"):
-            raise ContractError(f"feeds.yml: feed {name!r}: key_scope must be 'feed' or 'file'")
+            raise ContractError(f"{file}: feed {name!r}: key_scope must be 'feed' or 'file'")
         for c in columns:
             if c.format == "phone" and c.region_from not in names:
                 raise ContractError(
-                    f"feeds.yml: feed {name!r}, column {c.name!r}: region_from must name a column"
+                    f"{file}: feed {name!r}, column {c.name!r}: region_from must name a column"
                 )
         unknown = set(raw) - FEED_FIELDS
         if unknown:
-            raise ContractError(f"feeds.yml: feed {name!r}: unknown field(s) {sorted(unknown)}")
+            raise ContractError(f"{file}: feed {name!r}: unknown field(s) {sorted(unknown)}")
         feeds[name] = Feed(
             name=name,
             description=" ".join(raw["description"].split()),
@@ -277,15 +399,95 @@ def parse(document: dict) -> Contracts:
             key_scope=raw["key_scope"],
             columns=columns,
             retention=_retention(name, raw.get("retention"), columns),
+            read=_read_options(name, raw.get("read"), file),
+            aliases=_aliases(name, raw.get("aliases"), columns, file),
         )
     return Contracts(feeds=feeds, identifier_patterns=dict(document.get("identifier_patterns", {})))
 
 
+def _check_formats(feed: str, formats: object, file: str) -> None:
+    if not isinstance(formats, dict) or not formats:
+        raise ContractError(f"{file}: feed {feed!r}: formats is a mapping such as {{csv: '*.csv'}}")
+    for fmt, pattern in formats.items():
+        if fmt not in FILE_FORMATS:
+            raise ContractError(
+                f"{file}: feed {feed!r}: format {fmt!r} is not one of {sorted(FILE_FORMATS)}"
+            )
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise ContractError(f"{file}: feed {feed!r}: format {fmt!r} needs a file name pattern")
+
+
+def read_document(path: Path) -> dict:
+    """The one place the landing package reads YAML (the safe reader of ml/yamlfile.py)."""
+    return read_yaml(path)
+
+
 @cache
-def load(path: Path = CONTRACTS_FILE) -> Contracts:
-    """The feed contracts, parsed and checked."""
-    with open(path, encoding="utf-8") as handle:
-        return parse(yaml.safe_load(handle))
+def load(path: Path = CONTRACTS_FILE, overrides: Path | None = None) -> Contracts:
+    """The feed contracts, parsed and checked; with `overrides`, a user's file merged over."""
+    contracts = parse(read_document(path))
+    if overrides is None:
+        return contracts
+    return with_overrides(contracts, read_document(overrides), _display(overrides))
+
+
+def with_overrides(contracts: Contracts, document: dict, file: str) -> Contracts:
+    """The contracts with a user's `read`, `aliases` and `formats` merged over, per feed.
+
+    `read` options and `formats` replace the contract's, key by key; `aliases` add to them.
+    """
+    feeds = document.get("feeds")
+    unknown_top = set(document) - {"feeds"}
+    if unknown_top or not isinstance(feeds, dict):
+        raise ContractError(
+            f"{file}: expected only `feeds:` with, per feed, any of {', '.join(OVERRIDE_FIELDS)}"
+        )
+    merged = dict(contracts.feeds)
+    for name, raw in feeds.items():
+        if name not in merged:
+            raise ContractError(
+                f"{file}: feed {name!r} is not in ml/landing/feeds.yml (feeds: {', '.join(merged)})"
+            )
+        merged[name] = _feed_with_overrides(merged[name], raw, file)
+    return Contracts(feeds=merged, identifier_patterns=contracts.identifier_patterns)
+
+
+def _feed_with_overrides(feed: Feed, raw: object, file: str) -> Feed:
+    if not isinstance(raw, dict):
+        raise ContractError(f"{file}: feed {feed.name!r}: write a mapping of {OVERRIDE_FIELDS}")
+    refused = set(raw) - set(OVERRIDE_FIELDS)
+    if refused:
+        raise ContractError(
+            f"{file}: feed {feed.name!r}: cannot set {sorted(refused)}; a local file sets only "
+            f"{', '.join(OVERRIDE_FIELDS)} (columns, key and rules stay in ml/landing/feeds.yml)"
+        )
+    formats = dict(feed.formats)
+    if "formats" in raw:
+        _check_formats(feed.name, raw["formats"], file)
+        formats.update(raw["formats"])
+    aliases = dict(feed.aliases)
+    for column, others in _aliases(feed.name, raw.get("aliases"), feed.columns, file).items():
+        aliases[column] = tuple(dict.fromkeys(aliases.get(column, ()) + others))
+    read = _read_options(feed.name, raw.get("read"), file, base=feed.read)
+    return replace(feed, formats=formats, aliases=aliases, read=read)
+
+
+def overrides_file(landing: Path, explicit: Path | None = None) -> Path | None:
+    """The user's overrides: `explicit` (Settings.feeds_overrides, $TEAL_FEEDS) if given, else
+    feeds.local.yml beside the landing folder when there is one."""
+    if explicit is not None:
+        if not Path(explicit).is_file():
+            raise ContractError(f"{explicit}: no such file (set by $TEAL_FEEDS)")
+        return Path(explicit)
+    beside = Path(landing).parent / LOCAL_FILE_NAME
+    return beside if beside.is_file() else None
+
+
+def _display(path: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
 # --------------------------------------------------------------------------- rendering

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ml.landing import contracts
+from ml.landing.checks import mask_reason
 from ml.landing.loader import FeedReport, Loader, reconciliation
 from ml.settings import Settings
 from ml.sql import quote_ident
@@ -22,7 +23,7 @@ class LandingStep:
     report: FeedReport
     purged: dict | None
     reconciliation: pd.DataFrame
-    quarantine_examples: list[str]
+    quarantine_examples: list[str]  # personal values masked: they go to logs and metadata
     rows_in_table: int
 
     @property
@@ -41,9 +42,12 @@ def land_feed(
 ) -> LandingStep:
     """Land the feed's new files under `settings.landing`, purge rows past its retention
     (feeds.yml `retention:`), and reconcile every file of the feed."""
-    feed = contracts.load()[feed_name]
+    feeds = contracts.load(
+        overrides=contracts.overrides_file(settings.landing, settings.feeds_overrides)
+    )
+    feed = feeds[feed_name]
     with settings.connect() as connection:
-        loader = Loader(connection, settings.landing, salt=settings.salt)
+        loader = Loader(connection, settings.landing, feeds, salt=settings.salt)
         report = loader.land_feed(feed.name, load_id, progress=False)
         purged = None
         if feed.retention is not None:
@@ -52,9 +56,11 @@ def land_feed(
             (purged,) = purge_expired(connection, [feed], as_of, run_id=run_id)
         examples = [
             message
-            for (message,) in connection.execute(
-                "select message from landing.quarantine where load_id = ? and feed = ? "
-                "order by file, row_number limit ?",
+            if row_number is None
+            else f"{file} row {row_number}: {mask_reason(reason, feed)}"
+            for file, row_number, reason, message in connection.execute(
+                "select file, row_number, reason, message from landing.quarantine "
+                "where load_id = ? and feed = ? order by file, row_number limit ?",
                 [report.load_id, feed.name, QUARANTINE_EXAMPLES],
             ).fetchall()
         ]
