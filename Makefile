@@ -8,6 +8,8 @@ BIN       := $(VENV)/bin
 UV_VERSION := 0.13.9
 CUSTOMERS ?= 5000
 SEED      ?= 42
+# the public recommendation data set (see bench-recommend)
+MOVIELENS_DIR := data/benchmarks/ml-100k
 # Features and segments are computed as of this moment (ml/as_of.py). The sample data ends on
 # 2026-11-20, so `make run` and `make dev` look at it as of that day; `make run AS_OF=` uses the
 # run's own start time, as the daily schedule does when TEAL_AS_OF is unset.
@@ -41,7 +43,7 @@ $(HUB_SECRETS):
 -include $(HUB_SECRETS)
 export TEAL_HUB_SECRET
 
-.PHONY: help run test test-fast dev docs data bench bench-febrl bench-identity lint fmt lock contracts quarantine clean
+.PHONY: help run test test-fast dev docs data bench bench-febrl bench-identity bench-recommend lint fmt lock contracts quarantine clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -86,7 +88,7 @@ $(CHROMIUM):
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "The hub's browser tests need chromium at $(CHROMIUM): run 'sudo apt-get install -y chromium'"; exit 1; fi
 
-test: lint $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json $(CHROMIUM) ## install dev dependencies, lint, and run every test (dbt build on sample data included)
+test: lint $(DAGSTER_HOME)/dagster.yaml dbt_project/target/manifest.json $(CHROMIUM) $(MOVIELENS_DIR)/ml-100k.inter ## install dev dependencies, lint, and run every test (dbt build on sample data included)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15 tests
 
 test-fast: $(VENV)/.dev-installed ## the unit tests only: no pipeline run, no dbt, no Dagster job (about two minutes)
@@ -117,6 +119,17 @@ bench-febrl: $(VENV)/.run-installed $(FEBRL_DIR)/dataset1.csv ## our matcher alo
 
 bench-identity: $(VENV)/.dev-installed $(FEBRL_DIR)/dataset1.csv ## our matcher and Splink on FEBRL 1-4 and the generator (5,000 and 200,000 customers)
 	$(BIN)/python -m benchmarks.identity $(if $(DATASETS),--datasets $(DATASETS))
+
+# MovieLens 100k as shipped inside the RecBole wheel on PyPI (recbole/dataset_example/ml-100k):
+# the public data set recommend() is tested on (tests/test_recommend_public.py).
+$(MOVIELENS_DIR)/ml-100k.inter: | $(BIN)/uv
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps recbole==1.2.1 -d data/benchmarks
+	$(BIN)/python -c "import zipfile,pathlib,sys; z=zipfile.ZipFile(sys.argv[1]); d=pathlib.Path(sys.argv[2]); d.mkdir(parents=True,exist_ok=True); [d.joinpath(pathlib.Path(n).name).write_bytes(z.read(n)) for n in z.namelist() if n.endswith(('ml-100k/ml-100k.inter','ml-100k/ml-100k.item'))]" \
+	  data/benchmarks/recbole-1.2.1-py3-none-any.whl $(MOVIELENS_DIR)
+
+bench-recommend: $(VENV)/.dev-installed $(MOVIELENS_DIR)/ml-100k.inter ## recommenders on MovieLens 100k (fetched from PyPI) and item-kNN against implicit's
+	$(BIN)/python -m ml.recommend.movielens $(MOVIELENS_DIR)
+	$(BIN)/python -m pytest -q -s tests/test_recommend_public.py
 
 quarantine: $(VENV)/.run-installed ## list the rows and files landing refused, with reasons (FEED=orders to filter)
 	$(BIN)/python -m ml.landing.quarantine $(if $(FEED),--feed $(FEED))
