@@ -41,7 +41,7 @@ import pandas as pd
 from ml import secrets
 from ml.landing import contracts as contracts_module
 from ml.landing.contracts import Contracts
-from ml.landing.loader import ensure_ledger
+from ml.landing.ledger import ensure_ledger
 from ml.privacy import export_files, export_matching, subjects, table_rows, tombstones
 from ml.privacy.compact import compact_warehouse
 from ml.privacy.erasure_log import (

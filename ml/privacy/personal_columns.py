@@ -144,10 +144,10 @@ def python_declarations() -> dict[str, Declaration]:
     from ml.activation import candidates, measurement, runs
     from ml.clustering import tables as clustering
     from ml.identity import pipeline as identity
-    from ml.landing import loader
+    from ml.landing import ledger
     from ml.segments import membership
 
-    owners = (loader, identity, membership, clustering, candidates, runs, measurement)
+    owners = (ledger, identity, membership, clustering, candidates, runs, measurement)
     return {
         table: Declaration(frozenset(columns))
         for owner in owners

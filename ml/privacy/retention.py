@@ -26,7 +26,7 @@ import duckdb
 from ml import audit
 from ml.as_of import cutoff as as_of_cutoff
 from ml.landing.contracts import Contracts, Feed
-from ml.landing.loader import ensure_ledger
+from ml.landing.ledger import ensure_ledger
 from ml.sql import quote_ident, quote_literal
 from ml.warehouse import table_exists
 

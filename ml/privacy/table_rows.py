@@ -20,8 +20,9 @@ from datetime import datetime
 
 import duckdb
 
+from ml.landing.checks import duplicate_key_sql
 from ml.landing.contracts import Contracts, Feed
-from ml.landing.loader import IDENTIFIER_TOKEN_PATTERN, duplicate_key_sql, identifier_tokens
+from ml.landing.tombstones import IDENTIFIER_TOKEN_PATTERN, identifier_tokens
 from ml.privacy.personal_columns import PersonalTable
 from ml.privacy.subjects import IDENTIFIERS
 from ml.sql import quote_ident, quote_literal

@@ -3,7 +3,7 @@
 `add_tombstones` keeps the salted hash (ml/secrets.py) of each identifier that names one erased
 person, in `privacy.tombstones`: crm id, email, loyalty id, user id, cookie, and the request's
 subject. The loader drops any later or replayed row whose `erase_by` value hashes to one of them
-(ml/landing/loader.py). Phones and devices never get a tombstone: they are shared or recycled,
+(ml/landing/tombstones.py). Phones and devices never get a tombstone: they are shared or recycled,
 and a tombstone on them would drop a stranger's rows.
 
 `traces_left` is the check the erasure asset runs: rows that still carry a tombstoned
@@ -20,7 +20,7 @@ import pandas as pd
 from ml import secrets
 from ml.landing import contracts as contracts_module
 from ml.landing.contracts import Contracts
-from ml.landing.loader import IDENTIFIER_TOKEN_PATTERN
+from ml.landing.tombstones import IDENTIFIER_TOKEN_PATTERN
 from ml.privacy.subjects import IDENTIFIERS
 from ml.sql import quote_ident, quote_literal
 from ml.warehouse import table_exists
