@@ -106,6 +106,36 @@ _STREET_WORDS = {
     "blvd": "boulevard",
     "mt": "mount",
 }
+NAME_PARTICLES = frozenset(
+    [
+        "al",
+        "bin",
+        "ben",
+        "da",
+        "das",
+        "de",
+        "del",
+        "della",
+        "den",
+        "der",
+        "di",
+        "do",
+        "dos",
+        "du",
+        "el",
+        "ibn",
+        "la",
+        "le",
+        "mac",
+        "st",
+        "ten",
+        "ter",
+        "van",
+        "von",
+        "y",
+    ]
+)
+"""Words of a family name that say nothing alone: "van der Veen" and "van Dijk" share "van"."""
 _UK_POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 _ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T].*)?$")
 _DAY_FIRST = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})(?:[ T].*)?$")
@@ -733,7 +763,8 @@ class PairBatch:
         return self._cache[key]
 
     def share_token(self, column: str, min_length: int = 2) -> np.ndarray:
-        """Both sides present and sharing a word of `min_length`+ letters (Mary Ann vs Ann)."""
+        """Both sides present and sharing a word of `min_length`+ letters (Mary Ann vs Ann),
+        not counting name particles (`NAME_PARTICLES`: van der Veen and van Dijk share none)."""
         out = np.zeros(len(self), dtype=bool)
         words = self.prepared.word_counts(column)
         several = (words[self.left] > 1) | (words[self.right] > 1)
@@ -743,7 +774,7 @@ class PairBatch:
             def share(lefts: list[str], rights: list[str]) -> list[bool]:
                 out = []
                 for a, b in zip(lefts, rights, strict=True):
-                    tokens = {t for t in a.split() if len(t) >= min_length}
+                    tokens = {t for t in a.split() if len(t) >= min_length} - NAME_PARTICLES
                     out.append(any(t in tokens for t in b.split() if len(t) >= min_length))
                 return out
 
@@ -775,12 +806,15 @@ class Level:
 
     `tf` names the prepared column whose value frequency replaces u for pairs at this level
     (term-frequency adjustment of an exact-value level); None: the level's plain u.
+    `one_address` (address levels): the two records name one dwelling, where the household
+    u of `fellegi_sunter.estimate_u_same_address` applies.
     """
 
     name: str
     label: str
     m_start: float
     tf: str | None = None
+    one_address: bool = False
 
 
 @dataclass(frozen=True)
@@ -992,7 +1026,7 @@ COMPARISONS: tuple[Comparison, ...] = (
         ("phone",),
         ("phone",),
         (
-            Level("exact", "same phone number (last 9 digits)", 0.7, tf="phone"),
+            Level("exact", "same phone number", 0.7, tf="phone"),
             Level("one_edit", "phone numbers one digit apart", 0.03),
             Level("else", "different phone numbers", 0.27),
         ),
@@ -1003,9 +1037,18 @@ COMPARISONS: tuple[Comparison, ...] = (
         ("street", "postcode", "city"),
         ("street", "postcode", "city"),
         (
-            Level("exact", "same street line, postcode and city", 0.75, tf="address"),
-            Level("street_near", "same street line, postcode or city nearly", 0.03),
-            Level("similar_street", "similar street line, same number and postcode", 0.05),
+            Level(
+                "exact", "same street line, postcode and city", 0.75, tf="address", one_address=True
+            ),
+            Level(
+                "street_near", "same street line, postcode or city nearly", 0.03, one_address=True
+            ),
+            Level(
+                "similar_street",
+                "similar street line, same number and postcode",
+                0.05,
+                one_address=True,
+            ),
             Level("postcode", "same postcode, other street", 0.04, tf="postcode"),
             Level("postcode_near", "postcode one sign off or same district", 0.02),
             Level("city", "same city (or nearly), other postcode and street", 0.03, tf="city"),
@@ -1024,7 +1067,10 @@ COMPARISONS: tuple[Comparison, ...] = (
         "country",
         ("country",),
         ("country",),
-        (Level("exact", "same country", 0.95), Level("else", "different countries", 0.05)),
+        (
+            Level("exact", "same country", 0.95),
+            Level("else", "different countries", 0.05),
+        ),
         _exact_only("country"),
     ),
 )

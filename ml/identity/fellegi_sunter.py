@@ -33,9 +33,11 @@ Estimation, all deterministic for a given input and seed:
   Probabilities are clipped to [1e-4, 1 - 1e-4]; EM stops when no m moves by more than the
   tolerance. With fewer than `min_expected_matches` expected matches, m stays at the start
   values (documented per level in `comparisons.py`).
-* **Households**: for pairs at the exact same address, last name, e-mail, phone and country
-  take a u counted among different people at one address (two different first names, both
-  known names), so that a shared surname or landline is not counted as if strangers rarely had one.
+* **Households**: for pairs at one address, last name, first name, date of birth, e-mail,
+  phone and country take a u counted among the pairs there that are certainly two people
+  (`estimate_u_same_address`), where the data shows households at all: a shared surname or
+  landline is not counted as if strangers rarely had one, twins' shared birth date counts
+  for what it is among siblings.
 * **Term frequencies**: for exact-value levels the u of a pair agreeing on value v is the share
   of records holding v (at least `tf_minimum_u`), as in Splink: agreeing on "Smith" says less
   than agreeing on "Szczepański". EM itself uses the plain u.
@@ -86,7 +88,7 @@ class MatchModel:
     em_note: str = ""
     expected_matches: float = 0.0
     u_pairs: int = 0
-    same_address_pairs: int = 0  # certainly different people at one address behind u_same_address
+    same_address_pairs: int = 0  # pairs at one address with first name and birth date different
     n_records: int = 0
     tf_minimum_u: float = 1e-5
 
@@ -152,11 +154,11 @@ class MatchModel:
                     same = comparison.u_same_address[k]
                     line += f"   same address: u {same:.2e}, {math.log2(m / same):+.2f}"
                 lines.append(line)
-        if self.same_address_pairs:
-            lines.append(
-                f"(same-address u from {self.same_address_pairs:,} pairs of different people "
-                "at one address)"
-            )
+        households = any(c.u_same_address is not None for c in self.comparisons)
+        lines.append(
+            f"({self.same_address_pairs:,} pairs at one address differ in first name and birth "
+            + ("date: the same-address u comes from them)" if households else "date: no households")
+        )
         return "\n".join(lines)
 
 
@@ -383,55 +385,82 @@ def estimate_u_same_address(
     gamma: np.ndarray,
     comparisons: Sequence[Comparison],
     u: Sequence[Sequence[float]],
-    certainly_different: np.ndarray,
+    different_names: np.ndarray,
     conditioned: Sequence[str],
-    pseudo_pairs: float = 100.0,
-    min_pairs: int = 200,
-    different_births: np.ndarray | None = None,
+    pseudo_pairs: float = 20.0,
+    min_pairs: int = 50,
+    min_share: float = 0.05,
 ) -> tuple[list[list[float] | None], int]:
     """u among different people living at one address, for the `conditioned` comparisons.
 
-    People at one address share last names, a landline, a country far more often than two
-    strangers do; counting those agreements at their random-pair weight merges households.
-    This u is counted on candidate pairs at the exact same address that are certainly
-    different people (`certainly_different`: two different first names, both known names), smoothed
-    towards the random-pair u by `pseudo_pairs`; with fewer than `min_pairs` such pairs the data
-    shows no households and nothing is adjusted. The first name itself is counted among the
-    pairs at one address whose dates of birth clearly differ (`different_births`): a father
-    and son of one name are as common as the data shows. Returns (per comparison u or None,
-    pairs used).
+    People at one address share a last name, a landline, a country, sometimes an e-mail, a
+    birth date (twins) or a first name (a father and son) far more often than two strangers
+    do; counting those agreements at their random-pair weight merges households, and makes
+    twins look like one person who typed another first name.
+
+    This u is counted on the candidate pairs at one address (`same_address_rows`) that are
+    certainly two people: for a last name, e-mail, phone or country, pairs whose first names
+    *and* dates of birth both differ (a duplicate rarely has both replaced); for the date of
+    birth, pairs with two different known first names (`different_names`); for the first
+    name, pairs whose dates of birth differ. Counts are smoothed towards the random-pair u
+    by `pseudo_pairs` pairs.
+
+    The data must show households: at least `min_pairs` pairs at one address that differ in
+    both first name and birth date, and at least `min_share` of all pairs at one address. A
+    file without households (FEBRL: every pair at one address is one person, and the few
+    that differ in both are duplicates with both values replaced, under 1%) keeps the
+    random-pair u; a CRM (most pairs at one address are relatives) gets the household u.
+    Returns (per comparison u or None, pairs that differ in both).
     """
-    names = [c.name for c in comparisons]
     out: list[list[float] | None] = [None] * len(comparisons)
-    if "address" not in names:
+    same = same_address_rows(comparisons, gamma)
+    if same is None:
         return out, 0
-    same = gamma[:, names.index("address")] == 0
-    rows = same & certainly_different
-    if rows.sum() < min_pairs:
+    names = [c.name for c in comparisons]
+
+    def differs(name: str) -> np.ndarray | None:
+        if name not in names:
+            return None
+        j = names.index(name)
+        return gamma[:, j] == len(comparisons[j].levels) - 1
+
+    first_differs = differs("first_name")
+    birth_differs = differs("date_of_birth")
+    if first_differs is None:
         return out, 0
+    certain_names = first_differs & different_names
+    both = same & (certain_names if birth_differs is None else first_differs & birth_differs)
+    households = int(both.sum())
+    if households < min_pairs or households < min_share * int(same.sum()):
+        return out, households
     for j, comparison in enumerate(comparisons):
         if comparison.name not in conditioned:
             continue
-        these = rows
-        if comparison.name == "first_name":
-            if different_births is None or (same & different_births).sum() < min_pairs:
+        rows = both
+        if comparison.name == "date_of_birth":
+            rows = same & certain_names
+        elif comparison.name == "first_name":
+            if birth_differs is None:
                 continue
-            these = same & different_births
-        levels = gamma[these, j]
+            rows = same & birth_differs
+        levels = gamma[rows, j]
         counts = np.bincount(levels[levels >= 0], minlength=len(comparison.levels))
         smoothed = (counts + pseudo_pairs * np.asarray(u[j])) / (counts.sum() + pseudo_pairs)
-        for level, _ in comparison.u_like:  # swapped names: as rare at one address as anywhere
-            smoothed[comparison.level_index(level)] = u[j][comparison.level_index(level)]
+        for level, like in comparison.u_like:  # swapped names: as common as the same name
+            smoothed[comparison.level_index(level)] = smoothed[comparison.level_index(like)]
         out[j] = np.clip(smoothed, 1e-9, 1 - 1e-9).tolist()
-    return out, int(rows.sum())
+    return out, households
 
 
 def same_address_rows(comparisons: Sequence[Comparison], gamma: np.ndarray) -> np.ndarray | None:
-    """Rows whose address comparison is "exact" (None without an address comparison)."""
-    names = [c.name for c in comparisons]
-    if "address" not in names:
-        return None
-    return gamma[:, names.index("address")] == 0
+    """Rows whose address comparison says one dwelling (the address levels marked
+    `Level.one_address`: same street line, postcode and town, or nearly); None without an
+    address comparison."""
+    for j, comparison in enumerate(comparisons):
+        if comparison.name == "address":
+            dwelling = [k for k, level in enumerate(comparison.levels) if level.one_address]
+            return np.isin(gamma[:, j], dwelling)
+    return None
 
 
 def _cap_fuzzy_at_exact(

@@ -21,7 +21,7 @@ How it works (each step in its own module):
    prior per group of pairs: `priors`), term-frequency adjusted exact matches; a match weight
    and probability per pair.
 4. Here: accept a pair as a link when its match probability is at least
-   `MatchSettings.threshold` (default **0.99**); cluster links into entities (connected
+   `MatchSettings.threshold` (default **0.5**); cluster links into entities (connected
    components) with a guard against chaining.
 
 **Evidence, not vetoes.** A first name or a date of birth that clearly differs is strong
@@ -41,11 +41,14 @@ are written by at least 3 records and the rarer by at least 2% as many as the co
 Tim are known names, so one letter apart they are different people; "Jmes" beside "James" is a
 typo.
 
-**Households** (`MatchSettings.household_comparisons`): at the exact same address, different
-people share a last name, a landline, a country far more often than strangers; for such pairs
-those comparisons use a u counted among different people at one address (two different known
-first names), see `fellegi_sunter.estimate_u_same_address`. Without at least 200 such pairs the
-data shows no households and nothing changes.
+**Households** (`MatchSettings.household_comparisons`): at one address, different people
+share a last name, a landline, a country, sometimes a birth date (twins) or a first name (a
+father and son) far more often than strangers; for such pairs those comparisons use a u
+counted among the pairs at one address that are certainly two people (first name and birth
+date both different; for the birth date, two different known first names; for the first
+name, different birth dates), see `fellegi_sunter.estimate_u_same_address`. Only where the
+data shows households (at least 50 such pairs, and 5% of the pairs at one address) does
+anything change: in FEBRL every pair at one address is one person.
 
 **Chaining guard**: links are grouped into connected components. Where a component of three or
 more records holds two records that are clearly two people (their own pair scores below
@@ -111,13 +114,14 @@ class MatchSettings:
     """Everything that can be tuned; the defaults are what the pipeline uses.
 
     `threshold` is the one documented decision threshold: a pair is linked when its match
-    probability is at least this. The default stays 0.99 (privacy first: a wrong merge sends
-    one person's consent to another); docs/identity.md shows the precision/recall curves,
-    on which 0.5 gives the best F1 averaged over FEBRL 1-4 and our generator but merges the
-    twins of a small file that has no household statistics (see the docs).
+    probability is at least this. The default, 0.5, links a pair when the model finds it more
+    likely one person than two: on the precision/recall curves of FEBRL 1-4 and our
+    generator's CRM (docs/identity.md) it is within a few thousandths of the best F1 on each,
+    with pairwise precision at least 0.998, while lower thresholds add links the model itself
+    thinks are more likely wrong. Raise it where a wrong merge costs far more than a missed one.
     """
 
-    threshold: float = 0.99
+    threshold: float = 0.5
     near_miss: float = 0.05  # pairs kept in `links` below the threshold (probability >= this)
     blocking_rules: tuple[BlockingRule, ...] = DEFAULT_RULES
     max_block_size: int = 200  # keys shared by more records: only pairs a second field allows
@@ -128,6 +132,9 @@ class MatchSettings:
     pseudo_matches: float = 10.0  # how strongly a group's prior leans on its parent's
     placeholders_path: str | Path | None = None  # default: ml/identity/placeholders.yml
     phone_region: str | None = None  # reads national phone numbers of records without country
+    household_min_pairs: int = 50  # households are shown by this many pairs at one address ...
+    household_min_share: float = 0.05  # ... that are also this share of the pairs there
+    household_pseudo_pairs: float = 20.0  # random pairs' worth of u behind the household u
     household_comparisons: tuple[str, ...] = (
         "first_name",
         "last_name",
@@ -439,13 +446,6 @@ def _estimate(
     prior_start = min(max(0.01 * prepared.n, 1.0) / max(total, 1), 0.5)
     vetoes = _veto_columns(comparisons, settings)
     different = _known_different_first_names(prepared, comparisons, gamma, left, right)
-    names = [c.name for c in comparisons]
-    different_births = (
-        gamma[:, names.index("date_of_birth")]
-        == comparisons[names.index("date_of_birth")].level_index("else")
-        if "date_of_birth" in names
-        else None
-    )
     patterns, counts, pattern_groups = distinct_patterns(gamma, groups.of(left, right))
     vetoed = (_veto_codes(patterns, vetoes) > 0) if vetoes else None
     source_priors: dict[str, float] = {}
@@ -463,7 +463,9 @@ def _estimate(
             u,
             different,
             settings.household_comparisons,
-            different_births=different_births,
+            settings.household_pseudo_pairs,
+            settings.household_min_pairs,
+            settings.household_min_share,
         )
         u_rows = pattern_u(patterns, u, u_same, same_address_rows(comparisons, patterns))
         em = run_em(
