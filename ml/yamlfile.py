@@ -88,6 +88,23 @@ _PLAIN_TAGS = {
 _SHAPES = {dict: "a mapping (key: value lines)", list: "a list (- item lines)"}
 
 
+MAX_PROBLEM_CHARS = 400
+
+
+def clipped(problem: str, limit: int = MAX_PROBLEM_CHARS) -> str:
+    """A problem message short enough to read: a value a file repeats thousands of times (or an
+    alias that expands) is cut, never printed whole."""
+    return problem if len(problem) <= limit else problem[: limit - 1] + "…"
+
+
+def described(error: YamlFileError) -> str:
+    """The problem with its place, for a caller that names the file itself."""
+    if error.line is None:
+        return error.problem
+    column = f", column {error.column}" if error.column else ""
+    return f"line {error.line}{column}: {error.problem}"
+
+
 def _shown(value: object, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

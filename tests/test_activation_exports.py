@@ -1171,12 +1171,18 @@ def test_unreadable_files_are_named(tmp_path: Path) -> None:
     write(tmp_path, "extra.yml", "exports: []\nversion: 2\n")
     messages = problems(tmp_path)
     assert len(messages) == 3
-    assert messages[0].startswith("broken.yml: is not valid YAML")
+    # the file, the place and the problem
+    assert messages[0] == (
+        "broken.yml: line 3, column 1: is not valid YAML: expected ',' or ']', but got "
+        "'<stream end>'"
+    )
     assert messages[1] == (
         "extra.yml: unknown key 'version' beside `exports:`; put it inside an export"
     )
-    assert messages[2].startswith("twice.yml: is not valid YAML")
-    assert "key 'segment' is given twice" in messages[2]
+    assert messages[2] == (
+        "twice.yml: line 2, column 1: is not valid YAML: key 'segment' is given twice in one "
+        "mapping (first on line 1)"
+    )
 
 
 def test_holdout_percent_needs_at_most_two_decimals(tmp_path: Path) -> None:

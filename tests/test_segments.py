@@ -453,8 +453,12 @@ def test_duplicate_names_and_every_broken_file_reported(tmp_path: Path) -> None:
 def test_yaml_mistakes_are_explained(tmp_path: Path) -> None:
     unquoted = segment_file(tmp_path, "field: age_years\noperator: >=\nvalue: 30\n", "a.yml")
     [message] = problems(unquoted)
-    assert message.startswith(f"{unquoted}: is not valid YAML (")
-    assert message.endswith("); quote operators such as '>=' and '!=', and text holding a colon")
+    # the file, the place and the problem, and what to do
+    assert message == (
+        f"{unquoted}: line 8, column 14: is not valid YAML: expected chomping or indentation "
+        "indicators, but found '='; quote operators such as '>=' and '!=', and text holding a "
+        "colon"
+    )
     twice = segment_file(tmp_path, "field: age_years\noperator: '>'\nvalue: 3\nvalue: 4\n", "b.yml")
     [message] = problems(twice)
     assert "key 'value' is given twice in one mapping" in message

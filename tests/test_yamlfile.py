@@ -106,3 +106,57 @@ def test_deep_nesting_broken_syntax_and_missing_files(tmp_path):
         read_yaml(tmp_path / "missing.yml")
     with pytest.raises(YamlFileError, match="is a folder"):
         read_yaml(tmp_path)
+
+
+# --- the same hostile files through the readers that use read_yaml ---------------------------
+
+HOSTILE = {
+    "bomb_in_value.yml": BILLION_LAUGHS_VALUE.replace(
+        "name: x\nvalue: *i\n",
+        "name: bomb\ndescription: d\nowner: a@b.co\ntype: dynamic\nconsent_purpose: analytics\n"
+        "rules: {field: region, operator: in, value: *i}\n",
+    ),
+    "bomb_in_rules.yml": BILLION_LAUGHS_VALUE.replace(
+        "name: x\nvalue: *i\n",
+        "name: bomb\ndescription: d\nowner: a@b.co\ntype: dynamic\nconsent_purpose: analytics\n"
+        "rules: {all: *i}\n",
+    ),
+    "unhashable_key.yml": "? [a, b]\n: 1\n",
+    "latin1.yml": "name: caf\xe9\n",
+}
+
+
+def write_hostile(folder, name: str) -> None:
+    content = HOSTILE[name]
+    folder.mkdir(parents=True, exist_ok=True)
+    data = content.encode("latin-1") if name == "latin1.yml" else content.encode("utf-8")
+    (folder / name).write_bytes(data)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_segment_files_fail_fast_naming_the_file(tmp_path, capsys, name):
+    from ml.segments.__main__ import main as segments_cli
+
+    folder = tmp_path / "segments"
+    write_hostile(folder, name)
+    started = time.perf_counter()
+    status = segments_cli(["validate", "--segments-dir", str(folder)])
+    assert time.perf_counter() - started < 1.0
+    output = capsys.readouterr()
+    assert status != 0
+    assert name in output.out + output.err
+    assert "Traceback" not in output.out + output.err
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_export_files_fail_fast_naming_the_file(tmp_path, name):
+    from ml.activation.config import ExportValidationError, load_exports
+
+    folder = tmp_path / "exports"
+    write_hostile(folder, name)
+    started = time.perf_counter()
+    with pytest.raises(ExportValidationError) as error:
+        load_exports(folder, segments={})
+    assert time.perf_counter() - started < 1.0
+    assert name in str(error.value)
+    assert len(str(error.value)) < 1000

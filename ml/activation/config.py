@@ -22,17 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 from ml.segments.catalogue import REPO_ROOT, SEGMENTS_DIR, Catalogue, load_catalogue
 from ml.segments.rules import (
     Segment,
     _did_you_mean,
     _display,
-    _SegmentLoader,
     load_segments,
     segment_files,
 )
+from ml.yamlfile import YamlFileError, clipped, described, read_yaml
 
 EXPORTS_DIR = REPO_ROOT / "dbt_project" / "exports"
 EXPORT_KEYS = (
@@ -84,7 +82,7 @@ class ExportError(ValueError):
         self.file = file
         self.export = export
         self.key = key
-        self.problem = problem
+        self.problem = problem = clipped(problem)
         where = file if export is None else f"{file}: export {export}"
         super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
 
@@ -236,13 +234,9 @@ def parse_export_file(
     path = Path(path)
     file = _display(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        _fail_file(file, "no such file")
-    try:
-        data = yaml.load(text, Loader=_SegmentLoader)  # a SafeLoader that refuses repeated keys
-    except yaml.YAMLError as exc:
-        _fail_file(file, f"is not valid YAML ({' '.join(str(exc).split())})")
+        data = read_yaml(path)
+    except YamlFileError as error:
+        _fail_file(file, described(error))
     return parse_exports(data, file, segments, catalogue)
 
 

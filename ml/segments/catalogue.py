@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ml.settings import REPO_ROOT
+from ml.yamlfile import YamlFileError, described, read_yaml
 
 DEFAULT_CATALOGUE = (
     REPO_ROOT / "dbt_project" / "models" / "marts" / "audiences" / "_audiences__models.yml"
@@ -127,15 +126,15 @@ def load_catalogue(path: str | Path | None = None, model: str = DEFAULT_MODEL) -
     """
     path = Path(path) if path is not None else DEFAULT_CATALOGUE
     origin = str(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         raise CatalogueError(
             f"{origin}: no such file; the segment catalogue is the yml of model {model} "
             "(pass its path with --catalogue)"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise CatalogueError(f"{origin}: is not valid YAML ({exc})") from None
+        )
+    try:
+        data = read_yaml(path)
+    except YamlFileError as error:
+        raise CatalogueError(f"{origin}: {described(error)}") from None
     models = data.get("models") if isinstance(data, Mapping) else None
     if not isinstance(models, list):
         raise CatalogueError(f"{origin}: expected a dbt models yml with a `models:` list")

@@ -22,8 +22,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 from ml.as_of import naive_utc
 from ml.landing import contracts
 from ml.segments.catalogue import (
@@ -36,6 +34,7 @@ from ml.segments.catalogue import (
     Catalogue,
     Field,
 )
+from ml.yamlfile import YamlFileError, clipped, described, read_yaml
 
 SEGMENT_KEYS = ("name", "description", "owner", "type", "consent_purpose", "rules")
 SEGMENT_TYPES = ("dynamic", "static")
@@ -90,7 +89,7 @@ class SegmentError(ValueError):
         self.file = file
         self.segment = segment
         self.location = location
-        self.problem = problem
+        self.problem = problem = clipped(problem)
         where = file if segment is None else f"{file}: segment {segment}"
         super().__init__(f"{where}: {location}: {problem}" if location else f"{where}: {problem}")
 
@@ -249,30 +248,6 @@ def _plain(value: Any) -> Any:
 # --- reading files ----------------------------------------------------------------------------
 
 
-class _SegmentLoader(yaml.SafeLoader):
-    """Safe YAML that reads a bare `=` as text and refuses a key given twice in one mapping."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_SegmentLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:value"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_SegmentLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _SegmentLoader.construct_mapping
-)
-
-
 def segment_files(location: str | Path | Iterable[str | Path]) -> list[Path]:
     """The .yml/.yaml files of a folder (sorted by name), or the given files as they are."""
     if isinstance(location, str | Path):
@@ -327,17 +302,12 @@ def parse_segment_file(path: str | Path, catalogue: Catalogue) -> list[Segment]:
     path = Path(path)
     file = _display(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        _fail_file(file, "no such file")
-    try:
-        data = yaml.load(text, Loader=_SegmentLoader)  # a SafeLoader: builds no Python objects
-    except yaml.YAMLError as exc:
-        _fail_file(
-            file,
-            f"is not valid YAML ({' '.join(str(exc).split())}); quote operators such as '>=' "
-            "and '!=', and text holding a colon",
-        )
+        data = read_yaml(path)
+    except YamlFileError as error:
+        hint = ""
+        if error.problem.startswith("is not valid YAML"):
+            hint = "; quote operators such as '>=' and '!=', and text holding a colon"
+        _fail_file(file, described(error) + hint)
     return parse_segments(data, file, catalogue)
 
 
