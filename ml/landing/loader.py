@@ -26,7 +26,9 @@ import hashlib
 import io
 import uuid
 import zlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +78,27 @@ QUARANTINED_HEAD_BYTES = 500  # of a file quarantined whole, kept as its raw tex
 
 def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
+
+
+READ_AHEAD = 4  # files read and hashed ahead, in threads, while the loader works
+
+
+def _read_ahead(paths: list[tuple[Path, str | None]]) -> Iterator[tuple[bytes, str]]:
+    """Each file's content and checksum, in order, read a few files ahead in threads (reading
+    and hashing release the GIL, so they overlap with each other and with DuckDB's work)."""
+
+    def read(path: Path) -> tuple[bytes, str]:
+        content = path.read_bytes()
+        return content, sha256(content)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = deque(pool.submit(read, path) for path, _ in paths[:READ_AHEAD])
+        for path, _ in paths[READ_AHEAD:]:
+            done = pending.popleft().result()
+            pending.append(pool.submit(read, path))
+            yield done
+        while pending:
+            yield pending.popleft().result()
 
 
 def new_load_id() -> str:
@@ -157,9 +180,8 @@ class Loader:
         BATCH_BYTES (a file larger than that is a batch of its own)."""
         landed = self._landed_checksums()
         batch: list[NewFile] = []
-        for path, file_format in paths:
-            content = path.read_bytes()
-            checksum = sha256(content)
+        size = 0
+        for (path, file_format), (content, checksum) in zip(paths, _read_ahead(paths), strict=True):
             relative = path.relative_to(self.landing).as_posix()
             earlier = landed.setdefault(checksum, [])
             if relative in earlier:
@@ -167,10 +189,11 @@ class Loader:
                 continue
             new = NewFile(path, relative, file_format, content, checksum, next(iter(earlier), None))
             earlier.append(relative)
-            if batch and sum(f.size for f in batch) + new.size > BATCH_BYTES:
+            if batch and size + new.size > BATCH_BYTES:
                 yield batch
-                batch = []
+                batch, size = [], 0
             batch.append(new)
+            size += new.size
         if batch:
             yield batch
 

@@ -405,7 +405,8 @@ def _read_pending_csv(
     pending = connection.execute(
         f"select _file, _row_number from {ROWS} where _pending order by all"
     ).fetchall()
-    records, continuations = [], []
+    records: list[tuple] = []
+    continuations: dict[tuple[int, int], None] = {}  # lines used by a record before them
     for index, number in pending:
         item = files[index]
         if (index, number) in continuations:
@@ -415,11 +416,11 @@ def _read_pending_csv(
             records.append((index, number, None, "line " + item.lines.bad[number]))
             continue
         values, used, reason = _csv_record(item, number)
-        continuations += [(index, n) for n in used[1:]]
+        continuations.update(((index, n), None) for n in used[1:])
         if reason:
             item.reading.rejected_text[number] = item.lines.text(used[-1])
         records.append((index, number, values, reason))
-    _write_python_records(connection, feed, records, continuations)
+    _write_python_records(connection, feed, records, list(continuations))
 
 
 def _csv_record(item: _CsvFile, start: int) -> tuple[dict | None, list[int], str | None]:
