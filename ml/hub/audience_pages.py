@@ -270,19 +270,7 @@ def download(
     hub's audit log."""
     check_csrf(request, session, csrf_token)
     hub = hub_of(request)
-    snapshot = snapshot_or_wait(request)
-    file = snapshot.export_file(export, day, name)
-    if file is None:
-        raise Refused(
-            404,
-            "No such file",
-            "The data lists no file by this name for this export and day. The export's page "
-            "lists the files you can download.",
-        )
-    _refuse_if_erased_since(hub.settings.exports, snapshot, file)
-    # Opened before the audit row is written and held by the response: a publication that
-    # removes this snapshot meanwhile cannot take the file away mid-download.
-    handle = open(file.path, "rb")  # noqa: SIM115 (closed by _chunks when the response ends)
+    snapshot, file, handle = _open_export_file(request, export, day, name)
     try:
         manifest = snapshot.manifest(export, day) or {}
         hub.store.record(
@@ -309,6 +297,37 @@ def download(
             + ":",
         },
     )
+
+
+def _open_export_file(
+    request: Request, export: str, day: str, name: str
+) -> tuple[Snapshot, ExportFile, Any]:
+    """The current snapshot, the file it lists as `export/day/name`, and the file opened.
+
+    Opened before the audit row is written and held by the response, so a publication that
+    swaps snapshots meanwhile cannot take the file away mid-download. A publication that
+    swapped them between the look-up and the opening (the previous snapshot keeps no export
+    files) sends the look-up to the new snapshot."""
+    snapshot, file = _listed_file(request, export, day, name)
+    try:
+        return snapshot, file, open(file.path, "rb")  # noqa: SIM115 (closed by _chunks)
+    except FileNotFoundError:
+        snapshot, file = _listed_file(request, export, day, name)
+        return snapshot, file, open(file.path, "rb")  # noqa: SIM115 (closed by _chunks)
+
+
+def _listed_file(request: Request, export: str, day: str, name: str) -> tuple[Snapshot, ExportFile]:
+    snapshot = snapshot_or_wait(request)
+    file = snapshot.export_file(export, day, name)
+    if file is None:
+        raise Refused(
+            404,
+            "No such file",
+            "The data lists no file by this name for this export and day. The export's page "
+            "lists the files you can download.",
+        )
+    _refuse_if_erased_since(hub_of(request).settings.exports, snapshot, file)
+    return snapshot, file
 
 
 def _chunks(handle: Any) -> Iterator[bytes]:

@@ -18,7 +18,8 @@ place, and only then does `current` move to it: a reader sees the old snapshot o
 one, never half of either. The previous snapshot stays (a page or download that started on it
 finishes), older ones are removed. A run that fails never reaches this step, so the previous
 snapshot stays current; a publication that fails removes its hidden folder and leaves
-`current` as it was.
+`current` as it was. The previous snapshot keeps no copy of an export file once the next one
+is current (a run may have erased people from those files since).
 
 Customer ids appear only in `consent_events` (pseudonymous ids, for the privacy officer's
 look-up); the only personal data in a snapshot is inside the export files themselves, which
@@ -300,6 +301,8 @@ def publish_snapshot(settings: Settings, *, run_id: str = "", as_of: str = "") -
         remove_tree(staging)
         raise
     previous = _point_current_at(root, final)
+    if previous and (root / previous).is_dir():
+        _drop_export_copies(root / previous)
     removed = _remove_older(root, keep={final.name, previous or ""})
     return Published(final, published_at, tables, len(export_files), charts, removed)
 
@@ -419,12 +422,16 @@ def _relative_audit_files(
     connection: duckdb.DuckDBPyConnection, path: Path, exports_root: Path
 ) -> None:
     """Audit rows name export files by absolute path; the hub shows them from the exports
-    root (`lapsed_180d/2026-11-20/audience.csv`), which says the same and shows no machine."""
+    root (`lapsed_180d/2026-11-20/audience.csv`), which says the same and shows no machine.
+    A path outside today's root (the exports were moved since) keeps its last three parts,
+    export, day and file."""
     prefix = str(exports_root).rstrip("/") + "/"
     staged = path.with_name(path.stem + ".relative.parquet")
     connection.execute(
         f"copy (select * replace (list_transform(files, lambda f: "
-        f"case when starts_with(f, $prefix) then f[length($prefix) + 1:] else f end) as files) "
+        f"case when starts_with(f, $prefix) then f[length($prefix) + 1:] "
+        f"when starts_with(f, '/') then array_to_string(string_split(f, '/')[-3:], '/') "
+        f"else f end) as files) "
         f"from '{_sql_path(path)}') to '{_sql_path(staged)}' (format parquet)",
         {"prefix": prefix},
     ).fetchall()
@@ -526,6 +533,20 @@ def _point_current_at(root: Path, folder: Path) -> str | None:
     os.symlink(folder.name, staged)
     os.replace(staged, link)
     return previous
+
+
+def _drop_export_copies(folder: Path) -> None:
+    """The previous snapshot keeps its tables and manifests, for a page being drawn from it,
+    but not its copies of the export files: they may hold people this run has erased, and a
+    download that has already opened one keeps reading it to the end."""
+    exports = folder / EXPORTS_DIR
+    if not exports.is_dir():
+        return
+    for path in sorted(exports.rglob("*")):
+        if path.name in FILE_NAMES and path.is_file():
+            path.parent.chmod(stat.S_IRWXU)
+            path.unlink()
+            path.parent.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
 
 
 def _remove_older(root: Path, keep: set[str]) -> list[str]:

@@ -104,7 +104,9 @@ class Hub:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        environment.filters.update(number=number, percent=percent, moment=moment, day=day)
+        environment.filters.update(
+            number=number, signed=signed, percent=percent, moment=moment, day=day
+        )
         environment.tests.update(missing=missing)
         return cls(
             settings=settings,
@@ -294,6 +296,14 @@ def number(value: Any) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.2f}"
     return f"{int(value):,}"
+
+
+def signed(value: Any) -> str:
+    """A change with its sign: 1234 -> '+1,234', -5 -> '−5', 0 -> '0'."""
+    if missing(value):
+        return "–"
+    change = int(value)
+    return f"+{change:,}" if change > 0 else (f"−{-change:,}" if change < 0 else "0")
 
 
 def percent(value: Any, digits: int = 1) -> str:
