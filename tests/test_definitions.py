@@ -40,6 +40,8 @@ def test_definitions_load_with_the_whole_graph(defs):
         "stg_identity__customers",
         "stg_identity__history",
         "stg_ml__customer_clusters",
+        "stg_ml__customer_predictions",
+        "stg_ml__customer_recommendations",
         "stg_activation__export_runs",
         "stg_activation__export_members",
     }

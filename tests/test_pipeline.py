@@ -119,10 +119,12 @@ def test_running_again_changes_nothing(run):
     assert run.second.success
     from ml.activation.config import load_exports
 
-    # every table keeps its rows, except the logs that record each run: clustering runs, one
-    # retention purge per feed with a retention, and one audit row per export written again
+    # every table keeps its rows, except the logs that record each run: clustering and
+    # prediction runs, one retention purge per feed with a retention, and one audit row per
+    # export written again
     after_first, after_second = dict(run.tables_after_first), dict(run.tables_after_second)
     assert after_second.pop("ml.cluster_runs") == after_first.pop("ml.cluster_runs") + 1
+    assert after_second.pop("ml.prediction_runs") == after_first.pop("ml.prediction_runs") + 1
     retained = sum(1 for feed in contracts.load() if feed.retention)
     assert retained == 2
     assert after_second.pop("privacy.retention_log") == (
@@ -169,9 +171,9 @@ def test_run_summary_and_dbt_docs(run, tmp_path, capsys):
     assert summary_main(run.settings) == 0
     summary = capsys.readouterr().out
     assert "crm" in summary and "quarantined" in summary
-    assert "dbt build: 35 models built (0 not)" in summary
-    assert "Erasure: 5 requests processed" in summary and "Exports (4): " in summary
-    assert "RFM as of 2026-11-21 00:00:00: " in summary and "Segments (12): " in summary
+    assert "dbt build: 37 models built (0 not)" in summary
+    assert "Erasure: 5 requests processed" in summary and "Exports (5): " in summary
+    assert "RFM as of 2026-11-21 00:00:00: " in summary and "Segments (14): " in summary
     assert "Identity: " in summary and "customers from" in summary
     assert "Great Expectations: 6 of 6 suites passed" in summary
     variables = json.dumps({"warehouse": str(run.warehouse)})

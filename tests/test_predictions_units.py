@@ -205,3 +205,28 @@ def test_settings_refuse_values_that_cannot_work() -> None:
     with pytest.raises(ValueError, match="training_cutoffs"):
         PredictionSettings(training_cutoffs=0)
     assert PredictionSettings().to_dict()["features"][0] == "days_since_last_order"
+
+
+def test_a_share_of_customers_reads_their_whole_history_at_every_cutoff() -> None:
+    connection = duckdb.connect()
+    connection.execute(
+        "create table orders as select 'c' || (i % 400) as customer_id, "
+        "timestamp '2026-01-01' + to_days(cast(i % 300 as integer)) as ordered_at from range(4000) as t(i)"
+    )
+    whole = features_as_of(connection, COMPILED, dt.datetime(2026, 11, 21), ("lifetime_orders",))
+    half = features_as_of(
+        connection, COMPILED, dt.datetime(2026, 11, 21), ("lifetime_orders",), share=0.5, seed=7
+    )
+    earlier = features_as_of(
+        connection, COMPILED, dt.datetime(2026, 6, 1), ("lifetime_orders",), share=0.5, seed=7
+    )
+    assert len(whole) == 400
+    assert 150 < len(half) < 250
+    # the same customers at every cutoff, each with every one of their orders counted
+    assert set(earlier["customer_id"]) <= set(half["customer_id"])
+    merged = half.merge(whole, on="customer_id", suffixes=("", "_whole"))
+    assert (merged["lifetime_orders"] == merged["lifetime_orders_whole"]).all()
+    other = features_as_of(
+        connection, COMPILED, dt.datetime(2026, 11, 21), ("lifetime_orders",), share=0.5, seed=8
+    )
+    assert set(other["customer_id"]) != set(half["customer_id"])

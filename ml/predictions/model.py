@@ -91,19 +91,18 @@ class ScoreModel:
             ]
         )
         strongest = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :top]
-        texts = []
-        for row, picks in enumerate(strongest):
-            parts = []
-            for slot in picks:
-                effect = effects[row, slot]
-                if abs(effect) < 0.0005:
-                    continue
-                column = columns[slot]
-                parts.append(
-                    f"{self.features[column]}={_value_text(matrix[row, column])} ({effect:+.3f})"
-                )
-            texts.append("; ".join(parts))
-        return texts
+        rows = np.arange(len(matrix))[:, None]
+        chosen = np.asarray(columns)[strongest]
+        names = np.asarray(self.features, dtype=object)[chosen]
+        values = matrix[rows, chosen]
+        moved = effects[rows, strongest]
+        parts = names + "=" + _value_texts(values) + " (" + _effect_texts(moved) + ")"
+        parts[np.abs(moved) < 0.0005] = ""
+        texts = parts[:, 0]
+        for slot in range(1, parts.shape[1]):
+            joiner = np.where((texts != "") & (parts[:, slot] != ""), "; ", "")
+            texts = texts + joiner + parts[:, slot]
+        return texts.tolist()
 
     def describe(self) -> dict[str, Any]:
         """JSON-able parameters of the fitted model."""
@@ -157,18 +156,34 @@ class PartialDependence:
         return dependence - self.reference
 
 
-def _value_text(value: float) -> str:
-    if np.isnan(value):
-        return "none"
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.2f}"
+def _value_texts(values: np.ndarray) -> np.ndarray:
+    """Feature values as text: whole numbers without decimals, others with two, null as none."""
+    missing = np.isnan(values)
+    safe = np.where(missing, 0.0, values)
+    whole = safe == np.round(safe)
+    texts = np.where(
+        whole,
+        np.char.mod("%d", np.round(safe).astype(np.int64)),
+        np.char.mod("%.2f", safe),
+    ).astype(object)
+    texts[missing] = "none"
+    return texts
+
+
+def _effect_texts(effects: np.ndarray) -> np.ndarray:
+    return np.char.mod("%+.3f", effects).astype(object)
 
 
 def fit_score_model(
-    name: str, frame: pd.DataFrame, labels: np.ndarray, settings: PredictionSettings
+    name: str,
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    settings: PredictionSettings,
+    *,
+    explain: bool = True,
 ) -> ScoreModel:
-    """Fit, calibrate and explain a classifier on `frame` (customer_id + settings.features)."""
+    """Fit, calibrate and (with `explain`: importances and what reasons need) explain a
+    classifier on `frame` (customer_id + settings.features)."""
     labels = np.asarray(labels, dtype=int)
     if labels.min() == labels.max():
         raise ValueError(
@@ -210,6 +225,8 @@ def fit_score_model(
             for feature, value in zip(features, medians, strict=True)
         },
     )
+    if not explain:
+        return model
     model.importances = importances(model, matrix[held], labels[held], settings)
     ranked = sorted(model.importances, key=lambda feature: -model.importances[feature])
     model.reason_features = tuple(ranked[: settings.reason_features])

@@ -287,6 +287,8 @@ class PastCutoffs:
         self.columns = _needed_columns(settings)
         self._features: dict[dt.datetime, pd.DataFrame] = {}
         self.seconds = 0.0
+        (customers,) = connection.execute("select count(*) from marts.customer_features").fetchone()
+        self.share = min(1.0, settings.training_sample / max(customers, 1))
 
     def features(self, cutoff: dt.datetime) -> pd.DataFrame:
         if cutoff not in self._features:
@@ -296,7 +298,7 @@ class PastCutoffs:
                 self.sql,
                 cutoff,
                 self.columns,
-                sample=self.settings.training_sample,
+                share=self.share,
                 seed=self.settings.seed,
             )
             self.seconds += time.perf_counter() - clock
@@ -333,7 +335,7 @@ def fit_classifier(
 
     train, train_labels = history.stacked(outcome, evaluation_training)
     test, test_labels = history.labelled(outcome, evaluation_cutoff)
-    evaluated = fit_score_model(outcome.name, train, train_labels, settings)
+    evaluated = fit_score_model(outcome.name, train, train_labels, settings, explain=False)
     test_matrix = evaluated.matrix(test)
     test_scores = evaluated.probability(test_matrix)
     baseline_model = RecencyBaseline.fit(train, train_labels)

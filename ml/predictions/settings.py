@@ -71,8 +71,9 @@ class PredictionSettings:
     )
     training_sample: int = _described(
         150_000,
-        "Most customers per past cutoff (training and held out) read for the classifiers: "
-        "a seeded hash of customer_id picks them, so the draw does not depend on row order.",
+        "About how many customers per past cutoff (training and held out) the classifiers "
+        "read: a seeded hash of customer_id picks the same share of customers at every "
+        "cutoff, and only their rows are read.",
     )
     max_iter: int = _described(60, "Boosting iterations (trees) of each gradient boosting model.")
     learning_rate: float = _described(0.05, "Learning rate of the gradient boosting.")
@@ -85,7 +86,7 @@ class PredictionSettings:
         "scaling on the model's log-odds).",
     )
     importance_sample: int = _described(
-        20_000, "Held-out rows the permutation importances are computed on."
+        10_000, "Held-out rows the permutation importances are computed on."
     )
     importance_repeats: int = _described(3, "Shuffles per feature for permutation importance.")
     reason_features: int = _described(

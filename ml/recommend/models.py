@@ -48,7 +48,7 @@ def item_similarity(weights: sparse.csr_matrix, settings: RecommendSettings) -> 
     rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr))
     denominator = norms[rows] ** (1 - exponent) * norms[co.indices] ** exponent + settings.shrink
     co.data = co.data / np.where(denominator > 0, denominator, 1.0)
-    return keep_largest_per_row(co, settings.neighbours)
+    return keep_largest_per_row(co, settings.neighbours).astype(np.float32)
 
 
 def keep_largest_per_row(matrix: sparse.csr_matrix, keep: int) -> sparse.csr_matrix:
@@ -123,7 +123,8 @@ def content_features(prepared: Prepared, settings: RecommendSettings) -> sparse.
         (value[present], (item[present], index[present])), shape=(n, max(len(vocabulary), 1))
     )
     norms = np.sqrt(np.asarray(features.multiply(features).sum(axis=1)).ravel())
-    return sparse.diags(np.where(norms > 0, 1 / np.where(norms > 0, norms, 1), 0)) @ features
+    scaled = sparse.diags(np.where(norms > 0, 1 / np.where(norms > 0, norms, 1), 0)) @ features
+    return scaled.tocsr().astype(np.float32)
 
 
 @dataclass
@@ -151,7 +152,7 @@ def fit_components(
 ) -> Components:
     """Fit what `methods` need from the prepared interactions."""
     needed = {part for method in methods for part in NEEDS[method]}
-    components = Components(popularity=popularity_scores(prepared))
+    components = Components(popularity=popularity_scores(prepared).astype(np.float32))
     if "item_knn" in needed:
         components.similarity = item_similarity(prepared.weights, settings)
     if "content" in needed:
@@ -170,6 +171,8 @@ def fit_components(
             sample_rows=users,
             seed=settings.seed,
         )
+        components.user_factors = components.user_factors.astype(np.float32)
+        components.item_factors = components.item_factors.astype(np.float32)
     return components
 
 
@@ -181,18 +184,18 @@ def method_scores(
     settings: RecommendSettings,
 ) -> dict[str, np.ndarray]:
     """Scores of a batch of users (rows) for every item, per component of `method`, each
-    scaled to 0-1 per user (users x items, float64)."""
-    history = prepared.weights[rows]
+    scaled to 0-1 per user (users x items, float32: a million users pass through these)."""
+    history = prepared.weights[rows].astype(np.float32)
     parts: dict[str, np.ndarray] = {}
     if method in ("item_knn", "hybrid"):
-        parts["item_knn"] = _scaled(np.asarray((history @ components.similarity).todense()))
+        parts["item_knn"] = _scaled((history @ components.similarity).toarray())
     if method in ("als", "hybrid"):
         raw = components.user_factors[rows] @ components.item_factors.T
         raw[~prepared.history_users[rows]] = 0.0
-        parts["als"] = _scaled(np.maximum(raw, 0.0))
+        parts["als"] = _scaled(np.maximum(raw, 0.0, out=raw))
     if method in ("content", "hybrid"):
         profile = history @ components.content
-        parts["content"] = _scaled(np.asarray((profile @ components.content.T).todense()))
+        parts["content"] = _scaled((profile @ components.content.T).toarray())
     if method in ("popularity", "hybrid"):
         parts["popularity"] = np.broadcast_to(
             components.popularity, (len(rows), len(components.popularity))
@@ -201,11 +204,16 @@ def method_scores(
 
 
 def blend(method: str, parts: dict[str, np.ndarray], settings: RecommendSettings) -> np.ndarray:
-    """One score per (user, item): the method's own, or the hybrid's weighted sum."""
+    """One score per (user, item): the method's own, or the hybrid's weighted sum (a new
+    float32 array the caller may change)."""
     if method != "hybrid":
-        return np.array(parts[method], dtype=np.float64)
+        return np.array(parts[method], dtype=np.float32)
     weights = hybrid_weights(settings)
-    return sum(weights[name] * parts[name] for name in weights)
+    total = np.zeros(parts["popularity"].shape, dtype=np.float32)
+    for name, weight in weights.items():
+        if weight:
+            total += np.float32(weight) * parts[name]
+    return total
 
 
 def hybrid_weights(settings: RecommendSettings) -> dict[str, float]:
@@ -218,6 +226,9 @@ def hybrid_weights(settings: RecommendSettings) -> dict[str, float]:
 
 
 def _scaled(scores: np.ndarray) -> np.ndarray:
-    """Each row divided by its largest value (rows of zeros stay zero)."""
-    top = scores.max(axis=1, keepdims=True) if scores.size else scores
-    return np.divide(scores, top, out=np.zeros_like(scores, dtype=np.float64), where=top > 0)
+    """Each row divided by its largest value, in place, as float32 (rows of zeros stay zero)."""
+    scores = np.asarray(scores, dtype=np.float32)
+    if scores.size:
+        top = scores.max(axis=1, keepdims=True)
+        np.divide(scores, top, out=scores, where=top > 0)
+    return scores

@@ -50,6 +50,7 @@ class Recommender:
         self.prepared: Prepared = prepare(interactions, items, users, as_of, self.settings)
         self.components: Components = fit_components(self.prepared, self.methods, self.settings)
         self._content_similarity: sparse.csr_matrix | None = None
+        self._dense_cache: dict[int, np.ndarray] = {}
 
     def recommend(
         self,
@@ -93,12 +94,14 @@ class Recommender:
     def _rank(self, method: str, rows: np.ndarray, k: int, reasons: bool) -> pd.DataFrame:
         prepared = self.prepared
         parts = method_scores(method, rows, prepared, self.components, self.settings)
-        scores = blend(method, parts, self.settings) + _TIE_BREAK * self.components.popularity
-        blocked = prepared.excluded[rows].toarray().astype(bool) | ~prepared.recommendable
-        scores[blocked] = -np.inf
+        scores = blend(method, parts, self.settings)
+        scores += np.float32(_TIE_BREAK) * self.components.popularity
+        excluded = prepared.excluded[rows].tocoo()
+        scores[excluded.row, excluded.col] = -np.inf
+        scores[:, ~prepared.recommendable] = -np.inf
         if k == 0:
             return pd.DataFrame()
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
         picked = np.take_along_axis(scores, top, axis=1)
         order = np.lexsort((top, -picked), axis=1)
         top = np.take_along_axis(top, order, axis=1)
@@ -109,7 +112,7 @@ class Recommender:
                 "user_id": np.repeat(prepared.user_ids[rows], k),
                 "item_id": prepared.item_ids[top.ravel()],
                 "rank": np.tile(np.arange(1, k + 1), len(rows)),
-                "score": picked.ravel(),
+                "score": picked.ravel().astype(np.float64),
             }
         )
         if reasons:
@@ -134,24 +137,37 @@ class Recommender:
         popular = self._popular_reasons(top)
         texts[:] = popular
         history = prepared.weights[rows].tocoo()
-        for name, similarity, template in (
-            ("item_knn", self.components.similarity, None),
-            ("content", self.content_similarity(), "similar to {}"),
+        for name, similarity in (
+            ("item_knn", self._lookup(self.components.similarity)),
+            ("content", self._lookup(self.content_similarity())),
         ):
             wanted = source == name
             if not wanted.any():
                 continue
             best, strength = _strongest_history_item(history, top, similarity)
-            for user, slot in zip(*np.nonzero(wanted & (strength > 0)), strict=True):
-                item = best[user, slot]
-                title = prepared.titles[item]
-                if template is None:
-                    bought = prepared.purchased[rows[user], item] > 0
-                    texts[user, slot] = f"{'bought' if bought else 'viewed'} together with {title}"
-                else:
-                    texts[user, slot] = template.format(title)
+            users, slots = np.nonzero(wanted & (strength > 0))
+            items = best[users, slots]
+            titles = prepared.titles[items].astype(object)
+            if name == "content":
+                texts[users, slots] = "similar to " + titles
+                continue
+            bought = np.asarray(prepared.purchased[rows[users], items]).ravel() > 0
+            texts[users, slots] = np.where(bought, "bought", "viewed") + (
+                " together with " + titles
+            )
         texts[source == "als"] = "liked by customers with similar tastes"
         return texts
+
+    def _lookup(self, matrix: sparse.csr_matrix | None):
+        """A similarity matrix in the form pair lookups are fastest on: dense while the
+        catalogue is small enough (20,000 items at most), else sparse."""
+        if matrix is None or matrix.shape[0] > 20_000:
+            return matrix
+        key = id(matrix)
+        cached = self._dense_cache.get(key)
+        if cached is None:
+            cached = self._dense_cache[key] = matrix.toarray()
+        return cached
 
     def content_similarity(self) -> sparse.csr_matrix | None:
         """Item x item cosine of the content features (computed once)."""
@@ -182,7 +198,7 @@ def _strongest_history_item(
     users, items, weights = history.row, history.col, history.data
     for slot in range(top.shape[1]):
         targets = top[users, slot]
-        values = weights * np.asarray(similarity[items, targets]).ravel()
+        values = weights * np.asarray(similarity[items, targets]).ravel()  # dense or sparse
         order = np.lexsort((-values, users))
         first = np.unique(users[order], return_index=True)[1]
         chosen = order[first]

@@ -5,6 +5,8 @@ Both tables are dbt sources (`ml.customer_predictions`, `ml.customer_recommendat
 audience model (dim_customer_attributes), and with it segments and exports, waits for them.
 """
 
+import json
+
 import dagster as dg
 import pandas as pd
 from dagster_dbt import get_asset_key_for_model
@@ -24,6 +26,11 @@ PREDICTIONS_KEY = dg.AssetKey(["ml", "customer_predictions"])
 RECOMMENDATIONS_KEY = dg.AssetKey(["ml", "customer_recommendations"])
 CHECK_DRIFT = "feature_and_score_drift"
 CHECK_SERVED = "every_customer_served"
+
+
+def _json(value) -> dg.MetadataValue:
+    """JSON metadata of a value that may hold timestamps (written as ISO text)."""
+    return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
 
 
 def _field(library, name: str):
@@ -126,10 +133,10 @@ def customer_predictions(
         "model_version": run.model_version,
         "customers": run.customers,
         "held_out_metrics": table_metadata(pd.DataFrame(rows)),
-        "clv_parameters": dg.MetadataValue.json(run.clv_parameters),
-        "clv_holdout": dg.MetadataValue.json(run.clv_metrics.get("holdout", {})),
+        "clv_parameters": _json(run.clv_parameters),
+        "clv_holdout": _json(run.clv_metrics.get("holdout", {})),
         "fairness": table_metadata(run.fairness.round(4)),
-        "retrain": dg.MetadataValue.json(run.retrain),
+        "retrain": _json(run.retrain),
         "report": str(run.report),
         "model_folders": dg.MetadataValue.json({k: str(v) for k, v in run.model_folders.items()}),
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in run.seconds.items()}),
@@ -148,9 +155,7 @@ def customer_predictions(
         description="; ".join(run.retrain["reasons"][:10]) or "no drift above the threshold",
         metadata={
             "threshold": run.retrain["threshold"],
-            "worst": dg.MetadataValue.json(
-                {m: {"column": c, "psi": v} for m, (c, v) in worst.items()}
-            ),
+            "worst": _json({m: {"column": c, "psi": v} for m, (c, v) in worst.items()}),
             "compared_with": dg.MetadataValue.json(run.drift_against),
         },
     )
