@@ -18,7 +18,7 @@ import duckdb
 
 from ml.sql import quote_ident
 
-from .checks import converted, feed_checks, landed_value
+from .checks import feed_checks, landed_value
 from .contracts import Feed
 from .ledger import target_table
 from .normalised import NormalisedColumn, normalise_columns
@@ -105,8 +105,7 @@ def _checked_sql(
     reasons = [n.reason for n in normalised] + [c.sql for c in checks]
     values = [f"{landed_value(c, feed.read)} as {quote_ident(c.name)}" for c in feed.columns]
     values += [f"{derived[name]} as {quote_ident(name)}" for name in feed.derived_columns]
-    kept = [quote_ident(c.name) for c in feed.columns if converted(c, feed.read, "x")]
-    kept += [quote_ident(name) for name in feed.derived_columns]
+    kept = [quote_ident(name) for name in feed.column_names + feed.derived_columns]
     kinds_sql = ""
     if kinds:
         kind_list = [n.kind for n in normalised] + [
@@ -135,19 +134,12 @@ def _checked_sql(
 
 
 def landed_view_sql(feed: Feed) -> str:
-    """The view `landing_landed`: each staged row with every landed value (as received, or
-    converted), as the loader writes it."""
-    values = [
-        f"staged.{quote_ident(c.name)}"
-        if converted(c, feed.read, "x")
-        else f"nullif(cast(received.{quote_ident(c.name)} as varchar), '') as {quote_ident(c.name)}"
-        for c in feed.columns
-    ]
-    values += [f"staged.{quote_ident(name)}" for name in feed.derived_columns]
+    """The view `landing_landed`: each staged row with every landed value, as the loader
+    writes it."""
+    values = ", ".join(quote_ident(n) for n in feed.column_names + feed.derived_columns)
     return (
-        f"create or replace temp view {LANDED} as select staged._file, staged._row_number, "
-        f"staged._clean, staged._erased, staged._is_duplicate, {', '.join(values)} "
-        f"from {STAGED} as staged join {ROWS} as received on received.rowid = staged._rid"
+        f"create or replace temp view {LANDED} as select _file, _row_number, _clean, _erased, "
+        f"_is_duplicate, {values} from {STAGED}"
     )
 
 

@@ -422,9 +422,15 @@ def read_document(path: Path) -> dict:
     return read_yaml(path)
 
 
-@cache
 def load(path: Path = CONTRACTS_FILE, overrides: Path | None = None) -> Contracts:
-    """The feed contracts, parsed and checked; with `overrides`, a user's file merged over."""
+    """The feed contracts, parsed and checked; with `overrides`, a user's file merged over.
+
+    Read once per process and file (however the arguments are spelled)."""
+    return _load(Path(path).resolve(), Path(overrides).resolve() if overrides else None)
+
+
+@cache
+def _load(path: Path, overrides: Path | None) -> Contracts:
     contracts = parse(read_document(path))
     if overrides is None:
         return contracts

@@ -153,13 +153,16 @@ class Loader:
             overrides=contracts_module.overrides_file(self.landing)
         )
         self.salt = salt
-        ensure_tables(connection, self.contracts)
+        self._ready: set[str] = set()  # feeds whose tables this loader has made sure of
 
     def land_feed(
         self, feed_name: str, load_id: str | None = None, progress: bool = True
     ) -> FeedReport:
         """Land the feed's new files; the report lists every file this load accounted for."""
         feed = self.contracts[feed_name]
+        if feed.name not in self._ready:
+            ensure_tables(self.connection, [feed])
+            self._ready.add(feed.name)
         report = FeedReport(feed.name, load_id or new_load_id())
         tombstones = Tombstones.of(self.connection, self.salt)
         paths = list(feed_files(self.landing, feed))
