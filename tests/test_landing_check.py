@@ -190,3 +190,21 @@ def test_nothing_is_written_to_the_working_folder(orders_file, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     dry_run(orders_file, _orders_with_alias())
     assert sorted(os.listdir(tmp_path)) == ["orders_2026-11.csv"]
+
+
+def test_the_land_command_lands_and_says_what_it_did(orders_file, tmp_path, capsys):
+    from ml.landing.__main__ import main as landing
+
+    (tmp_path / "feeds.local.yml").write_text(
+        "feeds: {orders: {aliases: {customer_ref: [Customer ID]}}}\n", encoding="utf-8"
+    )
+    (tmp_path / "landing" / "orders").mkdir(parents=True)
+    orders_file.rename(tmp_path / "landing" / "orders" / orders_file.name)
+    where = ["--landing", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "w.duckdb")]
+    assert landing(["land", "--feed", "invoices", *where]) == 2
+    assert "error: no feed 'invoices'" in capsys.readouterr().err
+    assert landing(["land", "--feed", "orders", *where]) == 0
+    assert capsys.readouterr().out == (
+        "orders       files 1 landed, 0 quarantined, 0 skipped; rows 3 loaded, 7 quarantined, "
+        "1 duplicate, 0 erased\n"
+    )

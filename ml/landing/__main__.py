@@ -11,62 +11,9 @@ the contract. `check` and `quarantine` are ml/landing/check.py and ml/landing/qu
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
-
-from ml.yamlfile import YamlFileError
-
-from .contracts import ContractError
 
 COMMANDS = ("land", "check", "quarantine")
-
-
-def land(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ml.landing land", description="Land the new files of the feeds."
-    )
-    parser.add_argument("--landing", type=Path, default=None, help="default: $TEAL_LANDING")
-    parser.add_argument(
-        "--warehouse", type=Path, default=None, help="DuckDB file (default: $TEAL_WAREHOUSE)"
-    )
-    parser.add_argument("--feed", action="append", help="land only this feed (repeatable)")
-    args = parser.parse_args(argv)
-    from ml.settings import Settings
-
-    from . import contracts
-    from .loader import Loader, new_load_id
-
-    settings = Settings.from_env()
-    if args.warehouse:
-        settings = settings.replace(warehouse=args.warehouse)
-    if args.landing:
-        settings = settings.replace(landing=args.landing)
-    try:
-        overrides = contracts.overrides_file(settings.landing, settings.feeds_overrides)
-        feeds = contracts.load(overrides=overrides)
-    except (ContractError, YamlFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    unknown = [name for name in args.feed or [] if name not in feeds.feeds]
-    if unknown:
-        print(
-            f"error: no feed {unknown[0]!r}; the feeds are {', '.join(feeds.feeds)}",
-            file=sys.stderr,
-        )
-        return 2
-    with settings.connect() as connection:
-        loader = Loader(connection, settings.landing, feeds, salt=settings.salt)
-        load_id = new_load_id()
-        for name in args.feed or list(feeds.feeds):
-            totals = loader.land_feed(name, load_id).as_dict()
-            print(
-                f"{name:12} files {totals['files_landed']} landed, "
-                f"{totals['files_quarantined']} quarantined, {totals['files_skipped']} skipped; "
-                f"rows {totals['rows_loaded']} loaded, {totals['rows_quarantined']} quarantined, "
-                f"{totals['rows_duplicate']} duplicate, {totals['rows_erased']} erased"
-            )
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         from .quarantine import main as quarantine
 
         return quarantine(rest)
+    from .loader import main as land
+
     return land(rest)
 
 

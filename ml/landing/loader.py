@@ -21,9 +21,11 @@ retention, are counted in `landing.removals`, so a file still reconciles
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import io
+import sys
 import uuid
 import zlib
 from collections import deque
@@ -38,11 +40,12 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from ml.sql import quote_ident, quote_literal
+from ml.yamlfile import YamlFileError
 
 from . import contracts as contracts_module
 from .batch import Refused, StagedBatch, drop_staged, stage_batch
 from .checks import duplicate_key_sql
-from .contracts import Contracts, Feed, is_gzip
+from .contracts import ContractError, Contracts, Feed, is_gzip
 from .ledger import (
     STATUS_LOADED,
     STATUS_QUARANTINED,
@@ -412,9 +415,53 @@ def _check_accounted(result: FileResult) -> None:
         )
 
 
-if __name__ == "__main__":  # `python -m ml.landing.loader` is `python -m ml.landing land`
-    import sys
+# --------------------------------------------------------------------------- command line
 
-    from .__main__ import main
 
-    sys.exit(main(["land", *sys.argv[1:]]))
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ml.landing land` (also `python -m ml.landing.loader`)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ml.landing land", description="Land the new files of the feeds."
+    )
+    parser.add_argument("--landing", type=Path, default=None, help="default: $TEAL_LANDING")
+    parser.add_argument(
+        "--warehouse", type=Path, default=None, help="DuckDB file (default: $TEAL_WAREHOUSE)"
+    )
+    parser.add_argument("--feed", action="append", help="land only this feed (repeatable)")
+    args = parser.parse_args(argv)
+    from ml.settings import Settings
+
+    settings = Settings.from_env()
+    if args.warehouse:
+        settings = settings.replace(warehouse=args.warehouse)
+    if args.landing:
+        settings = settings.replace(landing=args.landing)
+    try:
+        overrides = contracts_module.overrides_file(settings.landing, settings.feeds_overrides)
+        feeds = contracts_module.load(overrides=overrides)
+    except (ContractError, YamlFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    unknown = [name for name in args.feed or [] if name not in feeds.feeds]
+    if unknown:
+        print(
+            f"error: no feed {unknown[0]!r}; the feeds are {', '.join(feeds.feeds)}",
+            file=sys.stderr,
+        )
+        return 2
+    with settings.connect() as connection:
+        loader = Loader(connection, settings.landing, feeds, salt=settings.salt)
+        load_id = new_load_id()
+        for name in args.feed or list(feeds.feeds):
+            totals = loader.land_feed(name, load_id).as_dict()
+            print(
+                f"{name:12} files {totals['files_landed']} landed, "
+                f"{totals['files_quarantined']} quarantined, {totals['files_skipped']} skipped; "
+                f"rows {totals['rows_loaded']} loaded, {totals['rows_quarantined']} quarantined, "
+                f"{totals['rows_duplicate']} duplicate, {totals['rows_erased']} erased"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
