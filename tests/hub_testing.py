@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from teal_testing import SampleRun
 
 from ml.hub.app import create_app
 from ml.hub.snapshot import CURRENT, current_folder
@@ -41,13 +42,20 @@ CHROMIUM_ARGS = [
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def hub_settings(sample: Settings, root: Path) -> Settings:
+def hub_settings(sample_run: SampleRun, root: Path) -> Settings:
     """Settings for a hub under `root` that serves a copy of the sample run's snapshot.
 
     The warehouse is a path that does not exist: the hub must never need it. Exports are the
     sample's (read only, for the erasure check of a download); the landing folder is a copy of
     the sample's erasure folder, so filing a request changes nothing shared."""
+    sample = sample_run.settings
     snapshots = root / "snapshots"
+    if current_folder(sample.hub_snapshots) is None:
+        raise AssertionError(
+            f"the sample run published no hub snapshot under {sample.hub_snapshots}: its step "
+            "hub/snapshot runs only when every step before it succeeded, and these failed: "
+            + "; ".join(failed_steps(sample_run.first) or ["none (was it skipped?)"])
+        )
     copy_snapshot(sample.hub_snapshots, snapshots)
     landing = root / "landing"
     shutil.copytree(sample.landing / "erasure", landing / "erasure")
@@ -61,6 +69,15 @@ def hub_settings(sample: Settings, root: Path) -> Settings:
         hub_database=root / "hub.sqlite",
         hub_secret=HUB_SECRET,
     )
+
+
+def failed_steps(result) -> list[str]:
+    """The steps of a Dagster run that failed, with the first line of their error."""
+    return [
+        f"{event.step_key}: {event.step_failure_data.error.message.strip().splitlines()[0]}"
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE" and event.step_failure_data.error
+    ]
 
 
 def copy_snapshot(source_root: Path, target_root: Path) -> Path:

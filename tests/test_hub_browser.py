@@ -62,7 +62,7 @@ REFUSED = {
 
 @pytest.fixture(scope="module")
 def hub(sample_run, tmp_path_factory):
-    settings = hub_settings(sample_run.settings, tmp_path_factory.mktemp("hub_browser"))
+    settings = hub_settings(sample_run, tmp_path_factory.mktemp("hub_browser"))
     add_users(settings).add_user("lou", "marketer", PASSWORD, actor="tests")
     live = LiveHub(settings).start()
     yield live

@@ -34,7 +34,7 @@ EXPORT = "lapsed_180d"
 
 @pytest.fixture
 def serving(sample_run, tmp_path):
-    settings = hub_settings(sample_run.settings, tmp_path / "hub")
+    settings = hub_settings(sample_run, tmp_path / "hub")
     add_users(settings)
     live = LiveHub(settings).start()
     yield live
@@ -148,7 +148,7 @@ def test_a_writer_holding_the_warehouse_blocks_no_page_and_no_download(sample_ru
     The hub is pointed at a warehouse a writer holds, and serves as if it were not there."""
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copyfile(sample_run.warehouse, warehouse)
-    settings = hub_settings(sample_run.settings, tmp_path / "hub").replace(
+    settings = hub_settings(sample_run, tmp_path / "hub").replace(
         warehouse=warehouse,
         exports=sample_run.settings.exports,
         reports=sample_run.settings.reports,

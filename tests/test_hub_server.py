@@ -50,7 +50,7 @@ PHONE = re.compile(r"\+\d{7,15}")
 
 @pytest.fixture(scope="module")
 def hub(sample_run, tmp_path_factory):
-    settings = hub_settings(sample_run.settings, tmp_path_factory.mktemp("hub_server"))
+    settings = hub_settings(sample_run, tmp_path_factory.mktemp("hub_server"))
     add_users(settings)
     live = LiveHub(settings).start()
     yield live
