@@ -93,16 +93,40 @@ class ScoreModel:
         strongest = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :top]
         rows = np.arange(len(matrix))[:, None]
         chosen = np.asarray(columns)[strongest]
-        names = np.asarray(self.features, dtype=object)[chosen]
         values = matrix[rows, chosen]
         moved = effects[rows, strongest]
-        parts = names + "=" + _value_texts(values) + " (" + _effect_texts(moved) + ")"
-        parts[np.abs(moved) < 0.0005] = ""
-        texts = parts[:, 0]
-        for slot in range(1, parts.shape[1]):
-            joiner = np.where((texts != "") & (parts[:, slot] != ""), "; ", "")
-            texts = texts + joiner + parts[:, slot]
-        return texts.tolist()
+        # a reason's text depends on the feature and its value only (its effect is a lookup of
+        # the value): format each distinct pair, then each distinct list of pairs, once
+        slot_codes, slot_texts = [], []
+        for slot in range(chosen.shape[1]):
+            keys = np.column_stack(
+                [chosen[:, slot], np.nan_to_num(values[:, slot], nan=-np.inf), moved[:, slot]]
+            )
+            frame = pd.DataFrame(keys)
+            codes = frame.groupby([0, 1, 2], sort=False).ngroup().to_numpy()
+            distinct = frame.drop_duplicates().to_numpy()  # in order of first appearance
+            slot_codes.append(codes)
+            slot_texts.append(
+                [
+                    ""
+                    if abs(effect) < 0.0005
+                    else f"{self.features[int(column)]}={_value_text(value)} ({effect:+.3f})"
+                    for column, value, effect in distinct
+                ]
+            )
+        combos = pd.DataFrame(np.column_stack(slot_codes))
+        combined = combos.groupby(list(combos.columns), sort=False).ngroup().to_numpy()
+        lists = combos.drop_duplicates().to_numpy()
+        texts = np.array(
+            [
+                "; ".join(
+                    text for slot, code in enumerate(codes) if (text := slot_texts[slot][code])
+                )
+                for codes in lists
+            ],
+            dtype=object,
+        )
+        return texts[combined].tolist()
 
     def describe(self) -> dict[str, Any]:
         """JSON-able parameters of the fitted model."""
@@ -156,22 +180,13 @@ class PartialDependence:
         return dependence - self.reference
 
 
-def _value_texts(values: np.ndarray) -> np.ndarray:
-    """Feature values as text: whole numbers without decimals, others with two, null as none."""
-    missing = np.isnan(values)
-    safe = np.where(missing, 0.0, values)
-    whole = safe == np.round(safe)
-    texts = np.where(
-        whole,
-        np.char.mod("%d", np.round(safe).astype(np.int64)),
-        np.char.mod("%.2f", safe),
-    ).astype(object)
-    texts[missing] = "none"
-    return texts
-
-
-def _effect_texts(effects: np.ndarray) -> np.ndarray:
-    return np.char.mod("%+.3f", effects).astype(object)
+def _value_text(value: float) -> str:
+    """A feature value as text: whole numbers without decimals, others with two, null as none."""
+    if value != value or value == -np.inf:  # null (kept as -inf while grouping)
+        return "none"
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.2f}"
 
 
 def fit_score_model(
