@@ -34,13 +34,13 @@ class RecommendSettings:
         "item. 0.5 is the cosine; above 0.5 popular recommended items are discounted more.",
     )
     factors: int = _described(16, "ALS: latent factors per user and item.")
-    als_iterations: int = _described(10, "ALS: alternating passes over users and items.")
+    als_iterations: int = _described(8, "ALS: alternating passes over users and items.")
     als_regularization: float = _described(0.1, "ALS: L2 penalty on the factors.")
     als_confidence: float = _described(
         20.0, "ALS: confidence of an interaction is 1 + this x its weight (Hu, Koren, Volinsky)."
     )
     als_sample_users: int = _described(
-        100_000,
+        50_000,
         "ALS: most users (by a seeded hash of the id) the item factors are fitted on; every "
         "user's factors are then solved once against them.",
     )
