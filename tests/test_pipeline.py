@@ -171,7 +171,7 @@ def test_run_summary_and_dbt_docs(run, tmp_path, capsys):
     assert summary_main(run.settings) == 0
     summary = capsys.readouterr().out
     assert "crm" in summary and "quarantined" in summary
-    assert "dbt build: 37 models built (0 not)" in summary
+    assert "dbt build: 40 models built (0 not)" in summary
     assert "Erasure: 5 requests processed" in summary and "Exports (5): " in summary
     assert "RFM as of 2026-11-21 00:00:00: " in summary and "Segments (14): " in summary
     assert "Identity: " in summary and "customers from" in summary
