@@ -57,11 +57,17 @@ def test_definitions_load_with_the_whole_graph(defs):
     assert dg.AssetKey(["staging", "stg_ml__customer_clusters"]) in graph_children(defs, clusters)
     memberships = dg.AssetKey(["segments", "segment_memberships"])
     assert dg.AssetKey(["marts", "dim_customer_attributes"]) in graph_parents(defs, memberships)
-    # erasure runs after identity and before every customer model; exports follow the
-    # segments and the consent ledger; lift follows the exports
+    # erasure runs after identity and the one subject view (the subjects part), and before
+    # every customer model; exports follow the segments and the consent ledger; lift follows
+    # the exports
     erasure = dg.AssetKey(["privacy", "erasure_log"])
     assert identity in graph_parents(defs, erasure)
-    for model in ("stg_identity__records", "dim_customers", "dim_consent_ledger"):
+    subjects = next(key for key in keys if key.path[-1] == "int_subjects_resolved")
+    assert subjects in graph_parents(defs, erasure)
+    assert identity in graph_parents(
+        defs, next(key for key in keys if key.path[-1] == "stg_identity__records")
+    )
+    for model in ("dim_customers", "dim_consent_ledger", "fct_order_items"):
         assert erasure in graph_parents(defs, next(key for key in keys if key.path[-1] == model)), (
             model
         )
@@ -96,6 +102,7 @@ def test_definitions_load_with_the_whole_graph(defs):
             "privacy",
             "activation",
             "reports",
+            "predictions",
         }, key
 
 
