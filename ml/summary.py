@@ -14,10 +14,6 @@ import duckdb
 from ml.settings import REPO_ROOT, Settings
 from ml.warehouse import table_exists
 
-DATA_DOCS = (
-    REPO_ROOT / "expectations" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-)
-
 
 def _relative(path) -> str:
     """`path` relative to the repository when it is inside it, else as it is."""
@@ -113,22 +109,50 @@ def quarantined_file_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def validation_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
-    """Great Expectations on each feed's latest batch (nothing when no suite ran)."""
+    """Great Expectations on each feed's latest batch, saying plainly which expectations were
+    not met and whether they were errors (the suite fails) or warnings (it passes); nothing
+    when no suite ran."""
+    from ml.landing.loader import VALIDATION_SAMPLE_ROWS
+
+    latest = """
+        select * from landing.validations
+        where (feed, validated_at) in (
+            select feed, max(validated_at) from landing.validations group by feed
+        )
+    """
     validations = connection.execute(
-        """
-        select count(*), count(*) filter (where success), sum(evaluated), sum(successful), sum(warnings)
-        from landing.validations
-        where (feed, validated_at) in (select feed, max(validated_at) from landing.validations group by feed)
-        """
+        f"select count(*), count(*) filter (where success), sum(evaluated), sum(successful), "
+        f"max(rows_validated) from ({latest})"
     ).fetchone()
     if not (validations and validations[0]):
         return []
-    suites, passed, evaluated, successful, warnings = validations
-    return [
+    suites, passed, evaluated, successful, largest = validations
+    lines = [
         "",
-        f"Great Expectations: {passed} of {suites} suites passed on their latest batch "
-        f"({successful} of {evaluated} expectations met, {warnings} outlier warnings)",
+        f"Great Expectations: {passed} of {suites} suites passed on their feed's latest batch; "
+        f"{successful} of {evaluated} expectations met (a batch over "
+        f"{VALIDATION_SAMPLE_ROWS:,} rows is checked on a repeatable random sample of that many)",
     ]
+    if not table_exists(connection, "landing", "validation_results"):
+        return lines
+    unmet = connection.execute(
+        f"""
+        select results.severity, results.suite, results.expectation_type, results.columns,
+            results.rows_unexpected, results.rows_checked, results.success
+        from landing.validation_results as results
+        inner join ({latest}) as latest
+            on results.load_id = latest.load_id and results.feed = latest.feed
+        order by results.severity, results.suite, results.columns
+        """
+    ).fetchall()
+    for severity, suite, expectation, columns, unexpected, checked, success in unmet:
+        what = "error" if severity == "error" else "warning"
+        effect = "the suite fails" if severity == "error" and not success else "reported only"
+        rows = f": {unexpected:,} of {checked:,} rows" if unexpected and checked else ""
+        lines.append(
+            f"  {what} in {suite}: {expectation} on {columns or 'the table'}{rows} ({effect})"
+        )
+    return lines
 
 
 def identity_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
@@ -175,13 +199,16 @@ def dbt_lines(reports: Path) -> list[str]:
 
 def where_to_look_lines(settings: Settings) -> list[str]:
     """The commands and paths to look at next."""
+    data_docs = settings.gx_project / "gx" / "uncommitted" / "data_docs" / "local_site"
+    data_docs = data_docs / "index.html"
     return [
         "",
         "Where to look next:",
         "  make quarantine     the rows and files refused, with their reasons (landing.quarantine)",
         "  make dev            the Dagster UI at http://localhost:3000: assets, checks, runs",
+        "  make serve          the audience hub for marketers at http://localhost:8080",
         "  make docs           dbt docs (dbt_project/target/index.html) and Great Expectations Data Docs",
-        f"                      ({_relative(DATA_DOCS)})",
+        f"                      ({_relative(data_docs)})",
         f"  the exports         {_relative(settings.exports)}/<export>/latest/ "
         "(the files its consent purpose allows, and manifest.json)",
         f"  campaign lift       {_relative(settings.reports / 'campaign_lift.md')}",
