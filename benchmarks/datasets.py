@@ -10,9 +10,11 @@ our matcher and to Splink.
   maps their columns. The truth is in the record id (``rec-<person>-...``).
 * Generator: the CRM export of ``ml.synthetic`` (only the CRM feed is written, into
   ``data/benchmarks/generator/<customers>/``, once per size and seed), as it lands: raw
-  names, emails, phones in any notation, dates as typed. The latest version of each crm id
-  is kept (what the warehouse holds); malformed rows of crm ids that the truth does not know
-  (made-up ids) are left out. The truth is ``crm_records.csv``'s person of each crm id.
+  names, emails, dates as typed, phones in E.164 as the warehouse holds them (the matcher
+  gets ``phone_e164`` in the pipeline too). The latest version of each crm id is kept (what
+  the warehouse holds); malformed rows of crm ids that the truth does not know (made-up ids)
+  are left out. The truth is ``crm_truth.csv``'s person of each crm id; the records are
+  cached as ``records.parquet`` beside it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pandas as pd
 
 from ml.identity.febrl import DATASETS as FEBRL_FILES
 from ml.identity.febrl import read_febrl
+from ml.normalise import phone_normal_form
 from ml.settings import REPO_ROOT
 
 BENCH_DIR = REPO_ROOT / "data" / "benchmarks"
@@ -86,9 +89,26 @@ def generate_crm(folder: Path, customers: int, seed: int) -> None:
 def generator(customers: int, seed: int = 42, directory: Path = GENERATOR_DIR) -> Dataset:
     """The generator's CRM records at `customers` (written once, then read from disk)."""
     folder = directory / f"{customers}-{seed}"
+    cached = folder / "records.parquet"
     if not (folder / "crm_truth.csv").exists():
         generate_crm(folder, customers, seed)
     truth = pd.read_csv(folder / "crm_truth.csv", dtype=str)
+    if cached.exists():
+        frame = pd.read_parquet(cached)
+    else:
+        frame = crm_records(folder, set(truth["crm_id"]))
+        frame.to_parquet(cached, index=False)
+    person = truth.set_index("crm_id")["person_id"]
+    return Dataset(
+        f"generator {customers:,}",
+        frame,
+        pd.Series(person.reindex(frame["record_id"]).to_numpy(), index=frame["record_id"]),
+    )
+
+
+def crm_records(folder: Path, known: set[str]) -> pd.DataFrame:
+    """The latest version of each known crm id in standard columns, phones in E.164 as the
+    warehouse holds them (`ml.normalise.phone_normal_form`, read in the record's country)."""
     parts = [
         pd.read_csv(
             path, dtype=str, keep_default_na=False, on_bad_lines="skip", encoding_errors="replace"
@@ -96,15 +116,15 @@ def generator(customers: int, seed: int = 42, directory: Path = GENERATOR_DIR) -
         for path in sorted((folder / "crm").glob("*.csv"))
     ]
     raw = pd.concat(parts, ignore_index=True)
-    raw = raw[raw["crm_id"].isin(set(truth["crm_id"]))]
+    raw = raw[raw["crm_id"].isin(known)]
     raw = raw.sort_values(["crm_id", "updated_at"], kind="stable").drop_duplicates(
         "crm_id", keep="last"
     )
     frame = raw[list(CRM_COLUMNS)].rename(columns=CRM_COLUMNS).reset_index(drop=True)
     frame = frame.replace("", np.nan)
-    person = truth.set_index("crm_id")["person_id"]
-    return Dataset(
-        f"generator {customers:,}",
-        frame,
-        pd.Series(person.reindex(frame["record_id"]).to_numpy(), index=frame["record_id"]),
-    )
+    key = frame["phone"].str.strip() + "|" + frame["country"].fillna("").str.strip().str.upper()
+    e164 = {
+        value: phone_normal_form(*value.rsplit("|", 1)) for value in key.dropna().unique().tolist()
+    }
+    frame["phone"] = key.map(e164)
+    return frame

@@ -493,6 +493,38 @@ def test_blocking_orders_pairs_names_rules_and_skips_big_keys() -> None:
     assert refined.skipped_pairs == {"last": 2}
 
 
+def test_broad_rules_compare_big_blocks_only_where_no_training_rule_could() -> None:
+    """Four Ann Lees: a and b share a birth date and postcode, c has others, d has neither.
+    Above `max_broad_block_size`, the full-name rule (broad) pairs d with everyone, and the
+    others only through the rule that trains; EM learns from the pairs a training rule found
+    or none could have found."""
+    frame = pd.DataFrame(
+        {
+            "record_id": ["a", "b", "c", "d"],
+            "first_name": ["Ann", "Ann", "Ann", "Ann"],
+            "last_name": ["Lee", "Lee", "Lee", "Lee"],
+            "date_of_birth": ["1990-01-02", "1990-01-02", "1971-05-06", ""],
+            "postcode": ["LS6 1AA", "LS6 1AA", "YO1 7HH", ""],
+        }
+    )
+    prepared = prepare_records(frame, Nicknames.load())
+    rules = (
+        BlockingRule("full_name", ("full_name",), trains=False),
+        BlockingRule("dob_postcode", ("dob", "postcode")),
+    )
+    refined = block(prepared, rules, max_broad_block_size=2)
+    assert list(zip(refined.left.tolist(), refined.right.tolist(), strict=True)) == [
+        (0, 1),
+        (0, 3),
+        (1, 3),
+        (2, 3),
+    ]
+    assert refined.refined_keys["full_name"] == 1 and refined.skipped_pairs["full_name"] == 3
+    whole = block(prepared, rules, max_broad_block_size=4)
+    assert len(whole) == 6
+    assert whole.training(rules, prepared).tolist() == [True, False, True, False, True, True]
+
+
 # --------------------------------------------------------------------------- decisions
 
 

@@ -249,7 +249,7 @@ def normalise_date(value: str) -> str | None:
 
 def normalise_postcode(value: str) -> str | None:
     """Upper case, letters and digits only: ``sw1a 1aa`` → ``SW1A1AA``."""
-    text = re.sub(r"[^A-Z0-9]", "", fold(value).upper())
+    text = re.sub(r"[^A-Z0-9]", "", (value if value.isascii() else fold(value)).upper())
     return text or None
 
 
@@ -341,18 +341,32 @@ def _objects(series: pd.Series) -> np.ndarray:
     return out
 
 
+def texts(values: pd.Series) -> pd.Series:
+    """`as_text` of a whole column (an object Series, None where empty); a column of text
+    is trimmed in one vectorised step, other columns value by value."""
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        text = values.astype("string").str.strip()
+        return pd.Series(_objects(text.mask(text == "")), index=values.index, dtype=object)
+    return values.map(as_text).astype(object)
+
+
+def _per_distinct(values: pd.Series, function: Callable[[str], object]) -> np.ndarray:
+    """`function` of each distinct non-null value, computed once; None where null."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[:-1] = [function(v) for v in uniques.tolist()]
+    mapped[-1] = None
+    return mapped[codes]
+
+
 def _map_unique(values: pd.Series, function: Callable[[str], object]) -> np.ndarray:
     """Apply `function` to each distinct non-empty text once; None where empty."""
-    text = values.map(as_text)
-    mapping = {v: function(v) for v in pd.unique(text.dropna())}
-    return _objects(text.map(mapping))
+    return _per_distinct(texts(values), function)
 
 
 def _derive(values: np.ndarray, function: Callable[[str], object]) -> np.ndarray:
     """`function` of each distinct non-null value, computed once; None where null."""
-    series = pd.Series(values, dtype=object)
-    mapping = {v: function(v) for v in pd.unique(series.dropna())}
-    return _objects(series.map(mapping))
+    return _per_distinct(pd.Series(values, dtype=object), function)
 
 
 @dataclass
@@ -367,6 +381,7 @@ class PreparedRecords:
     codes: dict[str, np.ndarray] = field(default_factory=dict)
     uniques: dict[str, np.ndarray] = field(default_factory=dict)
     tf: dict[str, np.ndarray] = field(default_factory=dict)
+    tf_counts: dict[str, np.ndarray] = field(default_factory=dict)  # records behind tf
     _derived: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     def _per_record(self, what: str, column: str, function: Callable[[str], object]) -> np.ndarray:
@@ -422,6 +437,7 @@ class PreparedRecords:
             codes = self.codes[name]
             known = codes >= 0
             tf = np.full(self.n, np.nan)
+            self.tf_counts[name] = np.zeros(self.n, dtype=np.int64)
             if known.any():
                 counts = np.bincount(codes[known])[codes[known]]
                 if entities is not None:
@@ -429,6 +445,7 @@ class PreparedRecords:
                     own = cells.groupby(["v", "e"])["v"].transform("size").to_numpy()
                     counts = counts - own + 1
                 tf[known] = counts / int(known.sum())
+                self.tf_counts[name][known] = counts
             self.tf[name] = tf
 
     def in_nicknames(self, column: str) -> np.ndarray:
@@ -488,23 +505,34 @@ BLOCKING_COLUMNS = (
     "postcode_prefix",
     "city",
 )
-TF_COLUMNS = ("first", "last", "dob", "email", "phone", "address", "postcode", "city")
+TF_COLUMNS = (
+    "first",
+    "last",
+    "full_name",
+    "dob",
+    "email",
+    "phone",
+    "address",
+    "postcode",
+    "city",
+)
 
 
 def _phones(frame: pd.DataFrame, default_region: str | None) -> np.ndarray:
     """E.164 per record (`ml.normalise.phone_normal_form`), national numbers read in the
     record's country (else `default_region`); None where empty or not a phone number."""
-    text = frame["phone"].map(as_text)
+    text = texts(frame["phone"])
     if "country" in frame.columns:
-        region = frame["country"].map(as_text).str.upper().fillna(default_region or "")
+        region = texts(frame["country"]).str.upper().fillna(default_region or "")
     else:
         region = pd.Series(default_region or "", index=frame.index)
     key = (text.astype("string") + "|" + region.astype("string")).where(text.notna())
-    mapping = {
-        v: phone_normal_form(v.rsplit("|", 1)[0], v.rsplit("|", 1)[1] or None)
-        for v in pd.unique(key.dropna())
-    }
-    return _objects(key.map(mapping))
+
+    def normal_form(value: str) -> str | None:
+        number, region = value.rsplit("|", 1)
+        return phone_normal_form(number, region or None)
+
+    return _per_distinct(key.astype(object), normal_form)
 
 
 def prepare_records(
@@ -603,7 +631,7 @@ def prepare_records(
     place = pd.DataFrame({k: values[k] for k in ("street", "postcode", "city")}, dtype=object)
     address = place["street"] + "|" + place["postcode"].fillna("") + "|" + place["city"].fillna("")
     values["address"] = _objects(address)
-    raw = pd.DataFrame({c: frame[c].map(as_text) for c in fields}, index=range(n))
+    raw = pd.DataFrame({c: texts(frame[c]).to_numpy() for c in fields}, index=range(n))
     prepared = PreparedRecords(
         record_ids=frame["record_id"].to_numpy(dtype=object),
         fields=fields,
@@ -808,6 +836,9 @@ class Level:
     (term-frequency adjustment of an exact-value level); None: the level's plain u.
     `one_address` (address levels): the two records name one dwelling, where the household
     u of `fellegi_sunter.estimate_u_same_address` applies.
+    `positive`: False where agreement says nothing beyond the other fields (gender and country
+    follow from the names and the address: two namesakes share them too), so the level weighs
+    at most 0, while disagreement still counts against.
     """
 
     name: str
@@ -815,6 +846,7 @@ class Level:
     m_start: float
     tf: str | None = None
     one_address: bool = False
+    positive: bool = True
 
 
 @dataclass(frozen=True)
@@ -857,8 +889,9 @@ def _typo(batch: PairBatch, column: str) -> np.ndarray:
 
 def _first_name(batch: PairBatch) -> np.ndarray:
     jw = batch.jaro_winkler("first")
+    # two names in their own right (Charles and Charlotte, Tom and Tim) are different names
+    other_name = batch.prepared.known_names("first", batch.left, batch.right)
     similar = (jw >= 0.75) | (batch.edits("first") <= 1)
-    similar &= ~batch.prepared.known_names("first", batch.left, batch.right)
     return _select(
         batch.null("first"),
         [
@@ -866,8 +899,8 @@ def _first_name(batch: PairBatch) -> np.ndarray:
             batch.nicknames("first"),
             batch.names_swapped(),
             _typo(batch, "first"),
-            jw >= 0.85,
-            similar,
+            (jw >= 0.85) & ~other_name,
+            similar & ~other_name,
             batch.initial("first") | batch.share_token("first"),
         ],
     )
@@ -974,7 +1007,7 @@ COMPARISONS: tuple[Comparison, ...] = (
             Level("nickname", "nicknames of one name (nicknames seed)", 0.03),
             Level("swapped", "first and last name swapped", 0.01, tf="first"),
             Level("typo", "Jaro-Winkler >= 0.92 or two letters swapped", 0.05),
-            Level("jw_0.85", "Jaro-Winkler >= 0.85", 0.02),
+            Level("jw_0.85", "Jaro-Winkler >= 0.85, not two known names", 0.02),
             Level("similar", "Jaro-Winkler >= 0.75 or one edit, not two known names", 0.02),
             Level("initial_or_part", "an initial, or one name of several", 0.02),
             Level("else", "different first names", 0.0005),
@@ -1060,7 +1093,10 @@ COMPARISONS: tuple[Comparison, ...] = (
         "gender",
         ("gender",),
         ("gender",),
-        (Level("exact", "same gender", 0.95), Level("else", "different gender", 0.05)),
+        (
+            Level("exact", "same gender", 0.95, positive=False),
+            Level("else", "different gender", 0.05),
+        ),
         _exact_only("gender"),
     ),
     Comparison(
@@ -1068,7 +1104,7 @@ COMPARISONS: tuple[Comparison, ...] = (
         ("country",),
         ("country",),
         (
-            Level("exact", "same country", 0.95),
+            Level("exact", "same country", 0.95, positive=False),
             Level("else", "different countries", 0.05),
         ),
         _exact_only("country"),

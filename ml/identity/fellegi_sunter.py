@@ -255,18 +255,28 @@ def pattern_u(
     return out
 
 
+def not_positive(comparisons: Sequence[Comparison]) -> list[np.ndarray]:
+    """Per comparison, which levels weigh at most 0 (`Level.positive` False), null last."""
+    return [np.array([not level.positive for level in c.levels] + [False]) for c in comparisons]
+
+
 def posterior(
     patterns: np.ndarray,
     m: list[np.ndarray],
     u_rows: list[np.ndarray],
     prior: float | np.ndarray,
+    capped: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     """P(match | levels) for each row of `patterns` (int8 levels, -1 = null); `u_rows` as
-    returned by `pattern_u`; `prior` one for all rows or one per row."""
+    returned by `pattern_u`; `prior` one for all rows or one per row; `capped`
+    (`not_positive`): levels whose weight is at most 0."""
     prior = np.broadcast_to(np.asarray(prior, dtype=np.float64), (len(patterns),))
     logit = np.log(prior / (1 - prior))
     for j, mj in enumerate(m):
-        logit += np.log(np.append(mj, 1.0)[patterns[:, j]]) - np.log(u_rows[j])
+        term = np.log(np.append(mj, 1.0)[patterns[:, j]]) - np.log(u_rows[j])
+        if capped is not None and capped[j].any():
+            term = np.where(capped[j][patterns[:, j]], np.minimum(term, 0.0), term)
+        logit += term
     return 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
 
 
@@ -285,6 +295,7 @@ def run_em(
     group_priors: Callable[[np.ndarray, float], np.ndarray] | None = None,
     n_groups: int = 0,
     m_prior_matches: float = 0.0,
+    capped: Sequence[np.ndarray] | None = None,
 ) -> EMResult:
     """Estimate m (per comparison and level) and the prior λ with u fixed.
 
@@ -309,7 +320,7 @@ def run_em(
     per_group = np.full(n_groups, prior)
     for iterations in range(1, max_iterations + 1):
         row_prior = per_group[groups] if groups is not None and group_priors else prior
-        p = posterior(patterns, m, u_rows, row_prior)
+        p = posterior(patterns, m, u_rows, row_prior, capped)
         if vetoed is not None:
             p[vetoed] = 0.0
         weighted = p * counts
@@ -493,6 +504,51 @@ def _cap_fuzzy_at_exact(
     weights[rows] = np.minimum(weights[rows], np.maximum(cap, 0.0))
 
 
+def _full_name_frequency(
+    per_field: np.ndarray,
+    comparisons: Sequence[Comparison],
+    params: Sequence[ComparisonParameters],
+    gamma: np.ndarray,
+    prepared: PreparedRecords,
+    left: np.ndarray,
+    minimum_u: float,
+    min_records: int = 10,
+) -> None:
+    """Where both names agree (as written or swapped), they weigh no more than the full name
+    is rare (in place).
+
+    First and last names are not independent: names run in countries and families, so "Anna
+    Schmidt" is far commoner than the share of Annas times the share of Schmidts. Where the
+    full name is held by at least `min_records` records counted as different people
+    (`PreparedRecords.tf_counts`), the two name weights lose what the product overstates,
+    half each. A rarer full name keeps its weights: its count is too small to say anything
+    (and in a file of many duplicates, such as FEBRL, a few unlinked records of one person
+    would pass for namesakes).
+    """
+    names = [c.name for c in comparisons]
+    if "first_name" not in names or "last_name" not in names or "full_name" not in prepared.tf:
+        return
+    jf, jl = names.index("first_name"), names.index("last_name")
+    agree = np.ones(len(gamma), dtype=bool)
+    for j in (jf, jl):
+        tf_levels = [
+            k for k, level in enumerate(comparisons[j].levels) if level.name in params[j].tf_levels
+        ]
+        agree &= np.isin(gamma[:, j], tf_levels)
+    rows = np.flatnonzero(agree & (prepared.tf_counts["full_name"][left] >= min_records))
+    if not len(rows):
+        return
+    m_first = np.asarray(params[jf].m)[gamma[rows, jf]]
+    m_last = np.asarray(params[jl].m)[gamma[rows, jl]]
+    joint = np.log2(m_first * m_last) - np.log2(
+        np.maximum(prepared.tf["full_name"][left[rows]], minimum_u)
+    )
+    excess = per_field[rows, jf] + per_field[rows, jl] - joint
+    cut = np.maximum(excess, 0.0) / 2
+    per_field[rows, jf] -= cut
+    per_field[rows, jl] -= cut
+
+
 def pair_weights(
     model: MatchModel,
     comparisons: Sequence[Comparison],
@@ -545,6 +601,9 @@ def pair_weights(
             right,
             model.tf_minimum_u,
         )
+        capped = not_positive([comparison])[0][levels]
+        per_field[capped, j] = np.minimum(per_field[capped, j], 0.0)
+    _full_name_frequency(per_field, comparisons, params, gamma, prepared, left, model.tf_minimum_u)
     bits = model.prior_weight if prior is None else np.log2(prior) - np.log2(1.0 - prior)
     total = per_field.sum(axis=1) + bits
     return total, per_field

@@ -88,6 +88,7 @@ from ml.identity.fellegi_sunter import (
     cap_rare_levels,
     estimate_u_same_address,
     n_pairs,
+    not_positive,
     pair_weights,
     pattern_u,
     posterior,
@@ -103,6 +104,10 @@ from ml.identity.priors import PairGroups, group_priors, pair_groups
 
 MIN_IDENTICAL_COMPARISONS = 3
 """Records equal on every comparison, with at least this many comparisons, are linked."""
+
+GUARD_COMPARISONS = ("first_name", "date_of_birth", "gender")
+"""Comparisons whose strong evidence against makes two records two people for the chaining
+guard: the attributes of a person, not the address or contacts they may change."""
 
 STRICT_VETOES: tuple[tuple[str, str], ...] = (("first_name", "else"), ("date_of_birth", "else"))
 """Vetoes for `MatchSettings(vetoes=STRICT_VETOES)` (``dedupe --vetoes``): never link clearly
@@ -126,6 +131,7 @@ class MatchSettings:
     blocking_rules: tuple[BlockingRule, ...] = DEFAULT_RULES
     max_block_size: int = 200  # keys shared by more records: only pairs a second field allows
     max_refined_block_size: int = 5000  # keys shared by more records are skipped (reported)
+    max_broad_block_size: int = 10  # broad rules' keys shared by more: pairs no other rule finds
     comparisons: tuple[str, ...] | None = None  # subset of comparison names; None: all present
     vetoes: tuple[tuple[str, str], ...] = ()  # (comparison, level) never linked; none by default
     guard_bits: float = 6.0  # a field this many bits against makes a pair a chaining conflict
@@ -426,7 +432,12 @@ def _estimate(
     right: np.ndarray,
     groups: PairGroups,
     progress: bool = False,
+    training: np.ndarray | None = None,
 ) -> MatchModel:
+    """u from random pairs, then m and the priors by EM over the candidate pairs (those of
+    `training` only, see `CandidatePairs.training`)."""
+    if training is not None:
+        gamma, left, right = gamma[training], left[training], right[training]
     sample_left, sample_right, sample = sample_levels(
         prepared,
         comparisons,
@@ -445,6 +456,7 @@ def _estimate(
     m_start = [[level.m_start for level in c.levels] for c in comparisons]
     prior_start = min(max(0.01 * prepared.n, 1.0) / max(total, 1), 0.5)
     vetoes = _veto_columns(comparisons, settings)
+    capped = not_positive(comparisons)
     different = _known_different_first_names(prepared, comparisons, gamma, left, right)
     patterns, counts, pattern_groups = distinct_patterns(gamma, groups.of(left, right))
     vetoed = (_veto_codes(patterns, vetoes) > 0) if vetoes else None
@@ -483,6 +495,7 @@ def _estimate(
             update_priors,
             len(groups.labels),
             settings.m_prior_matches,
+            capped,
         )
         if u_round == settings.u_rounds or not em.level_matches:
             break
@@ -495,6 +508,7 @@ def _estimate(
             [np.asarray(x) for x in em.m],
             sample_u,
             np.asarray(em.group_priors)[sample_groups],
+            capped,
         )
         if vetoes:
             chance[_veto_codes(sample_patterns, vetoes) > 0] = 0.0
@@ -598,6 +612,7 @@ def _run(
             candidates.right,
             groups,
             progress,
+            candidates.training(settings.blocking_rules, prepared),
         )
     if not settings.term_frequencies:
         model = MatchModel.from_dict(model.to_dict())
@@ -685,6 +700,7 @@ def _block(prepared: PreparedRecords, settings: MatchSettings) -> CandidatePairs
         settings.max_block_size,
         threads,
         settings.max_refined_block_size,
+        settings.max_broad_block_size,
     )
 
 
@@ -752,7 +768,15 @@ def estimate_model(
     )
     groups = pair_groups(prepared, comparisons)
     return _estimate(
-        prepared, comparisons, gamma, settings, candidates.left, candidates.right, groups, progress
+        prepared,
+        comparisons,
+        gamma,
+        settings,
+        candidates.left,
+        candidates.right,
+        groups,
+        progress,
+        candidates.training(settings.blocking_rules, prepared),
     )
 
 
@@ -807,6 +831,9 @@ def _conflicts(
     )
     names = [c.name for c in comparisons]
     against = per_field.copy()
+    # an address, e-mail or phone that differs says a person moved or changed provider, not
+    # that two records are two people
+    against[:, [j for j, name in enumerate(names) if name not in GUARD_COMPARISONS]] = 0.0
     if "first_name" in names:
         typo_like = ~prepared.known_names("first", left, right)
         against[typo_like, names.index("first_name")] = 0.0
