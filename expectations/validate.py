@@ -505,8 +505,10 @@ class LandedValidation:
 
 def validate_landed_feed(settings: Settings, feed_name: str, load_id: str) -> LandedValidation:
     """The workflow step: validate what `load_id` landed for the feed and record the outcome in
-    `landing.validations`. A load that landed no rows of the feed is skipped (and not recorded)."""
-    feed = _feed(feed_name)
+    `landing.validations`. A load that landed no rows of the feed is skipped (and not recorded).
+    The suite is built from the contract the loader used: feeds.yml with the user's overrides."""
+    overrides = contracts.overrides_file(settings.landing, settings.feeds_overrides)
+    feed = contracts.load(overrides=overrides)[feed_name]
     with settings.connect() as connection:
         batch, total = landed_batch(connection, feed, load_id)
         validation = validate_batch(feed, batch, project_root=settings.gx_project)

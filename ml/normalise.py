@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -132,22 +132,49 @@ _KIND_WORDS = {
     "crm_id": "a crm id (C + 7 digits)",
     "loyalty_id": "a loyalty id (L + 8 digits)",
 }
+_KIND_NAMES = {"crm_id": "a crm id", "loyalty_id": "a loyalty id"}
 
 
-def classify_reference(value: str, kinds: tuple[str, ...] = REFERENCE_KINDS) -> tuple[str, str]:
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def reference_pattern(kind: str, patterns: Mapping[str, str] | None = None) -> re.Pattern[str]:
+    """The pattern of an identifier kind: from `patterns` (a feed's `identifier_patterns`, a
+    user's overrides merged) when given, else from feeds.yml (`identifier_pattern`)."""
+    if patterns is not None and kind in patterns:
+        return _compiled(patterns[kind])
+    return identifier_pattern(kind)
+
+
+def kind_words(kind: str, patterns: Mapping[str, str] | None = None) -> str:
+    """'a crm id (C + 7 digits)', or, for a pattern the overrides changed, 'a crm id (^[0-9]{5}$)'."""
+    changed = patterns is not None and kind in patterns and kind in _KIND_NAMES
+    if changed and patterns[kind] != identifier_pattern(kind).pattern:
+        return f"{_KIND_NAMES[kind]} ({patterns[kind]})"
+    return _KIND_WORDS[kind]
+
+
+def classify_reference(
+    value: str,
+    kinds: tuple[str, ...] = REFERENCE_KINDS,
+    patterns: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
     """Tell what a customer reference is and normalise it: (normal form, kind).
 
-    Kinds: `email`, `crm_id`, `loyalty_id`; `kinds` limits the ones accepted.
+    Kinds: `email`, `crm_id`, `loyalty_id`; `kinds` limits the ones accepted. `patterns`: the
+    identifier patterns in force (a feed's, with a user's overrides); feeds.yml's by default.
     """
     candidate = value.strip()
     upper = candidate.upper()
     if "@" in candidate and "email" in kinds:
         return normalise_email(candidate), "email"
-    if "crm_id" in kinds and identifier_pattern("crm_id").match(upper):
+    if "crm_id" in kinds and reference_pattern("crm_id", patterns).match(upper):
         return upper, "crm_id"
-    if "loyalty_id" in kinds and identifier_pattern("loyalty_id").match(upper):
+    if "loyalty_id" in kinds and reference_pattern("loyalty_id", patterns).match(upper):
         return upper, "loyalty_id"
-    words = [_KIND_WORDS[k] for k in kinds]
+    words = [kind_words(k, patterns) for k in kinds]
     listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
     raise InvalidValue(f"is not {listed}")
 

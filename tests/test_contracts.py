@@ -192,9 +192,10 @@ def test_the_local_file_is_found_beside_the_landing_folder_or_named(tmp_path):
     ("text", "message"),
     [
         (
-            "feeds:\n  orders:\n    columns: []\n",
-            "feeds.local.yml: feed 'orders': cannot set ['columns']; a local file sets only "
-            "read, aliases, formats (columns, key and rules stay in ml/landing/feeds.yml)",
+            "feeds:\n  orders:\n    key: [order_id]\n",
+            "feeds.local.yml: feed 'orders': cannot set ['key']; a local file sets only "
+            "read, aliases, formats, columns (the key and the list of columns stay in "
+            "ml/landing/feeds.yml)",
         ),
         (
             "feeds:\n  invoices:\n    read: {delimiter: ';'}\n",
@@ -202,7 +203,8 @@ def test_the_local_file_is_found_beside_the_landing_folder_or_named(tmp_path):
         ),
         (
             "orders:\n  read: {delimiter: ';'}\n",
-            "feeds.local.yml: expected only `feeds:` with, per feed, any of read, aliases, formats",
+            "feeds.local.yml: expected `feeds:` with, per feed, any of read, aliases, formats, "
+            "columns (and, optionally, `identifier_patterns:`)",
         ),
         (
             "feeds:\n  orders:\n    read: {encoding: utf-16}\n",

@@ -1,7 +1,8 @@
 """A batch of files through the contract: read, normalise, check, mark erased and duplicate rows.
 
 This is the one code path of both the loader (which then writes what it found) and the dry run
-(`python -m ml.landing check`, which only counts it). It leaves the temp table
+(`python -m ml.landing check`, which only counts it). A user's overrides first fill in and
+rewrite values (ml/landing/supplied.py). It leaves the temp table
 `landing_staged`: every record of every readable file, with its landed values (converted where
 feeds.yml `read:` says), its normalised columns, its reason (empty when it passes every rule),
 whether it names an erased person (`_erased`) and whether its key was landed before
@@ -23,6 +24,7 @@ from .contracts import Feed
 from .ledger import target_table
 from .normalised import NormalisedColumn, normalise_columns
 from .readers import ROWS, FileUnreadable, Reading, SourceFile, read_files
+from .supplied import Supplied, supply_columns
 from .tombstones import Tombstones, erased_sql
 
 STAGED = "landing_staged"
@@ -50,6 +52,7 @@ class StagedBatch:
     unreadable: dict[int, FileUnreadable]
     quarantined: list[Refused]
     erased_by_text: list[Refused]
+    supplied: Supplied = field(default_factory=Supplied)  # what feeds.local.yml filled in
 
 
 def stage_batch(
@@ -62,6 +65,7 @@ def stage_batch(
 ) -> StagedBatch:
     """Read and check `sources` (one feed's files, each with its index); see the module."""
     readings, unreadable = read_files(connection, feed, sources)
+    supplied = supply_columns(connection, feed, readings)
     normalised = normalise_columns(connection, feed, ROWS)
     connection.execute(_checked_sql(feed, normalised, tombstones, with_kinds))
     _mark_duplicates(connection, feed)
@@ -72,7 +76,7 @@ def stage_batch(
         (erased if tombstones and tombstones.names_erased(row.raw_text) else quarantined).append(
             row
         )
-    return StagedBatch(feed, sources, readings, unreadable, quarantined, erased)
+    return StagedBatch(feed, sources, readings, unreadable, quarantined, erased, supplied)
 
 
 def drop_staged(connection: duckdb.DuckDBPyConnection) -> None:

@@ -7,7 +7,8 @@ that never spills to disk, with the feed's contract and the user's overrides (fe
 beside the landing folder, or $TEAL_FEEDS). It prints how many rows would load, how many would
 be quarantined (grouped by reason, with up to three examples each, personal values masked),
 how many repeat a key within the file, which columns were matched by another name, which
-contract columns are missing and which of the file's columns would be ignored.
+values and columns the overrides filled in or rewrote (defaults, derived columns, mapped
+values), which contract columns are missing and which of the file's columns would be ignored.
 
 Exit status: 0 when the file would land (even with some rows refused), 1 when it would be
 quarantined whole, 2 when the command itself is wrong (no such file or feed, a broken
@@ -60,6 +61,7 @@ class DryRun:
     examples: dict[str, list[str]] = field(default_factory=dict)  # kind -> masked examples
     by_alias: dict[str, str] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
+    supplied: list[str] = field(default_factory=list)  # what the overrides filled in, per column
 
     @property
     def exit_status(self) -> int:
@@ -94,6 +96,7 @@ def _summarise(connection: duckdb.DuckDBPyConnection, staged: StagedBatch, resul
         return
     reading = staged.readings[0]
     result.by_alias, result.ignored = reading.by_alias, reading.ignored
+    result.supplied = staged.supplied.describe(staged.feed)
     result.rows_read, result.would_load, result.duplicates = connection.execute(
         f"select count(*), count(*) filter (where _clean and not _is_duplicate), "
         f"count(*) filter (where _is_duplicate) from {STAGED}"
@@ -161,6 +164,8 @@ def render(result: DryRun) -> str:
     lines.append(f"  {result.duplicates:,} would be duplicates within the file (key {key})")
     matched = [f"{column} <- {name!r}" for column, name in result.by_alias.items()]
     lines.append("  matched by another name: " + (", ".join(matched) or "none"))
+    lines.append("  filled in by the overrides" + (":" if result.supplied else ": none"))
+    lines += [f"    {line}" for line in result.supplied]
     lines.append("  missing contract columns: none")
     lines.append("  ignored columns: " + (", ".join(result.ignored) or "none"))
     return "\n".join(lines)
@@ -172,7 +177,9 @@ def _alias_hint(feed: Feed, missing: list[str]) -> str:
     example = missing[0]
     return (
         f"  to read a column under another name, add it to feeds.local.yml: "
-        f"feeds: {{{feed.name}: {{aliases: {{{example}: ['<name in your file>']}}}}}}"
+        f"feeds: {{{feed.name}: {{aliases: {{{example}: ['<name in your file>']}}}}}}\n"
+        f"  for a column your export does not have, give it a value there: "
+        f"feeds: {{{feed.name}: {{columns: {{{example}: {{default: <value>}}}}}}}}"
     )
 
 

@@ -20,6 +20,8 @@ import yaml
 
 from ml.yamlfile import read_yaml
 
+from . import overrides as local_rules
+
 CONTRACTS_FILE = Path(__file__).with_name("feeds.yml")
 # A user's own settings for reading their files, merged over feeds.yml (see its header).
 LOCAL_FILE_NAME = "feeds.local.yml"
@@ -42,9 +44,12 @@ FEED_FIELDS = {
     "read",
     "aliases",
 }
-# What a user's feeds.local.yml may set per feed: how their files are written, never the
-# contract's columns, key or rules (the GX suites and dbt sources are generated from those).
-OVERRIDE_FIELDS = ("read", "aliases", "formats")
+# What a user's feeds.local.yml may set per feed: how their files are written (read, aliases,
+# formats) and, per column, its rules and where its values come from (ml/landing/overrides.py);
+# never the key or the columns themselves. At the top: `feeds` and `identifier_patterns`.
+OVERRIDE_FIELDS = ("read", "aliases", "formats", "columns")
+# Column fields only a user's overrides file sets (ml/landing/overrides.py), never feeds.yml.
+LOCAL_COLUMN_FIELDS = ("values", "default", "derive")
 COMPRESSED_FORMATS = {"csv", "jsonl", "merchant_xml"}  # also taken gzip-compressed: *.csv.gz
 # Encodings a feed's text files may be written in: the name feeds.yml uses -> Python's codec.
 ENCODINGS = {
@@ -89,6 +94,10 @@ class Column:
     part: str | None = None  # amount | currency, for "19.99 GBP" values
     kinds: tuple[str, ...] | None = None  # reference kinds accepted (default: all)
     erase_by: bool = False  # names whose row it is: the loader drops rows of erased people by it
+    # set by a user's overrides file only (ml/landing/overrides.py):
+    values: tuple[tuple[str, str], ...] | None = None  # (their value, ours) once trimmed
+    default: str | None = None  # the value of every row of a file without the column
+    derive: str | tuple[str, ...] | None = None  # "sequence", or the columns a concat joins
 
     @property
     def erase_column(self) -> str:
@@ -182,6 +191,13 @@ class Feed:
     read: ReadOptions = field(default_factory=ReadOptions)
     # other names a file may give a contract column (matched ignoring case and spaces)
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # what each kind of customer reference looks like (`identifier_patterns`, overrides merged)
+    identifier_patterns: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def supplied(self) -> tuple[Column, ...]:
+        """The columns a file may lack: the overrides give them a default or derive them."""
+        return tuple(c for c in self.columns if c.default is not None or c.derive is not None)
 
     @property
     def erase_by(self) -> tuple[Column, ...]:
@@ -246,7 +262,7 @@ class Contracts:
 
 def _column(feed: str, raw: dict) -> Column:
     where = f"feeds.yml: feed {feed!r}, column {raw.get('name')!r}"
-    unknown = set(raw) - set(Column.__dataclass_fields__)
+    unknown = set(raw) - set(Column.__dataclass_fields__) | (set(raw) & set(LOCAL_COLUMN_FIELDS))
     if unknown:
         raise ContractError(f"{where}: unknown field(s) {sorted(unknown)}")
     if raw.get("type") not in TYPES:
@@ -372,6 +388,7 @@ def _aliases(
 
 def parse(document: dict, file: str = "feeds.yml") -> Contracts:
     feeds = {}
+    patterns = dict(document.get("identifier_patterns", {}))
     for name, raw in document["feeds"].items():
         columns = tuple(_column(name, c) for c in raw["columns"])
         names = [c.name for c in columns]
@@ -401,8 +418,9 @@ def parse(document: dict, file: str = "feeds.yml") -> Contracts:
             retention=_retention(name, raw.get("retention"), columns),
             read=_read_options(name, raw.get("read"), file),
             aliases=_aliases(name, raw.get("aliases"), columns, file),
+            identifier_patterns=patterns,
         )
-    return Contracts(feeds=feeds, identifier_patterns=dict(document.get("identifier_patterns", {})))
+    return Contracts(feeds=feeds, identifier_patterns=patterns)
 
 
 def _check_formats(feed: str, formats: object, file: str) -> None:
@@ -438,24 +456,35 @@ def _load(path: Path, overrides: Path | None) -> Contracts:
 
 
 def with_overrides(contracts: Contracts, document: dict, file: str) -> Contracts:
-    """The contracts with a user's `read`, `aliases` and `formats` merged over, per feed.
+    """The contracts with a user's overrides merged over, per feed (see ml/landing/overrides.py).
 
-    `read` options and `formats` replace the contract's, key by key; `aliases` add to them.
+    `read` options and `formats` replace the contract's, key by key; `aliases` add to them;
+    `columns` change a column's rules; `identifier_patterns` replace the kinds they name.
     """
-    feeds = document.get("feeds")
-    unknown_top = set(document) - {"feeds"}
-    if unknown_top or not isinstance(feeds, dict):
+    feeds = document.get("feeds", {})
+    unknown_top = set(document) - {"feeds", "identifier_patterns"}
+    if unknown_top or not isinstance(feeds, dict) or not document:
         raise ContractError(
-            f"{file}: expected only `feeds:` with, per feed, any of {', '.join(OVERRIDE_FIELDS)}"
+            f"{file}: expected `feeds:` with, per feed, any of {', '.join(OVERRIDE_FIELDS)} "
+            "(and, optionally, `identifier_patterns:`)"
         )
-    merged = dict(contracts.feeds)
+    patterns, changed = local_rules.identifier_patterns(
+        contracts.identifier_patterns, document.get("identifier_patterns"), file
+    )
+    merged = {}
+    for name, feed in contracts.feeds.items():
+        columns = tuple(
+            local_rules.follow_identifier_patterns(c, contracts.identifier_patterns, changed)
+            for c in feed.columns
+        )
+        merged[name] = replace(feed, columns=columns, identifier_patterns=patterns)
     for name, raw in feeds.items():
         if name not in merged:
             raise ContractError(
                 f"{file}: feed {name!r} is not in ml/landing/feeds.yml (feeds: {', '.join(merged)})"
             )
         merged[name] = _feed_with_overrides(merged[name], raw, file)
-    return Contracts(feeds=merged, identifier_patterns=contracts.identifier_patterns)
+    return Contracts(feeds=merged, identifier_patterns=patterns)
 
 
 def _feed_with_overrides(feed: Feed, raw: object, file: str) -> Feed:
@@ -465,7 +494,8 @@ def _feed_with_overrides(feed: Feed, raw: object, file: str) -> Feed:
     if refused:
         raise ContractError(
             f"{file}: feed {feed.name!r}: cannot set {sorted(refused)}; a local file sets only "
-            f"{', '.join(OVERRIDE_FIELDS)} (columns, key and rules stay in ml/landing/feeds.yml)"
+            f"{', '.join(OVERRIDE_FIELDS)} (the key and the list of columns stay in "
+            "ml/landing/feeds.yml)"
         )
     formats = dict(feed.formats)
     if "formats" in raw:
@@ -475,7 +505,9 @@ def _feed_with_overrides(feed: Feed, raw: object, file: str) -> Feed:
     for column, others in _aliases(feed.name, raw.get("aliases"), feed.columns, file).items():
         aliases[column] = tuple(dict.fromkeys(aliases.get(column, ()) + others))
     read = _read_options(feed.name, raw.get("read"), file, base=feed.read)
-    return replace(feed, formats=formats, aliases=aliases, read=read)
+    changed = local_rules.column_overrides(feed, raw.get("columns"), file)
+    columns = tuple(changed.get(c.name, c) for c in feed.columns)
+    return replace(feed, formats=formats, aliases=aliases, read=read, columns=columns)
 
 
 def overrides_file(landing: Path, explicit: Path | None = None) -> Path | None:

@@ -23,6 +23,7 @@ Python normaliser still rules on every outcome, and runs only on the unusual val
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -35,10 +36,10 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from ml.normalise import (
     REFERENCE_KINDS,
     classify_reference,
-    identifier_pattern,
     normalise_email,
     normalise_phone,
     normalise_unique,
+    reference_pattern,
 )
 from ml.sql import quote_ident, quote_literal
 
@@ -85,15 +86,18 @@ def email_query(source: str) -> str:
     )
 
 
-def reference_query(source: str, kinds: tuple[str, ...]) -> str:
+def reference_query(
+    source: str, kinds: tuple[str, ...], patterns: Mapping[str, str] | None = None
+) -> str:
     """value, region, normal, kind for the references of `source` the shortcut recognises:
-    an email (as `email_query`), or a crm or loyalty id matching its `identifier_patterns`."""
+    an email (as `email_query`), or a crm or loyalty id matching its `identifier_patterns`
+    (`patterns`: the feed's, a user's overrides merged; feeds.yml's by default)."""
     whens = []
     if "email" in kinds:
         whens.append(("contains(text, '@')", "email", "'email'"))
     for kind in ("crm_id", "loyalty_id"):
         if kind in kinds:
-            pattern = quote_literal("^(?:" + identifier_pattern(kind).pattern + ")")
+            pattern = quote_literal("^(?:" + reference_pattern(kind, patterns).pattern + ")")
             whens.append((f"regexp_matches(upper(text), {pattern})", "upper(text)", f"'{kind}'"))
     normal = " ".join(f"when {condition} then {value}" for condition, value, _ in whens)
     kind = " ".join(f"when {condition} then {name}" for condition, _, name in whens)
@@ -279,11 +283,16 @@ def normalise_columns(
     """Build, for each email, phone and reference column of the feed, the table of its distinct
     values (from the table `rows`) with their normal form or the reason they have none."""
     columns = [c for c in feed.columns if c.format]
-    return [_normalise_column(connection, rows, c, i) for i, c in enumerate(columns)]
+    patterns = feed.identifier_patterns or None
+    return [_normalise_column(connection, rows, c, i, patterns) for i, c in enumerate(columns)]
 
 
 def _normalise_column(
-    connection: duckdb.DuckDBPyConnection, rows: str, column: Column, index: int
+    connection: duckdb.DuckDBPyConnection,
+    rows: str,
+    column: Column,
+    index: int,
+    patterns: Mapping[str, str] | None = None,
 ) -> NormalisedColumn:
     table, alias = f"landing_values_{index}", f"values_{index}"
     value = quote_ident(column.name)
@@ -295,9 +304,9 @@ def _normalise_column(
     connection.execute(
         f"create or replace temp table {table} as select value, region, normal, kind, "
         f"null::varchar as error, null::varchar as error_kind "
-        f"from ({_fast_query(connection, rows, column, source)})"
+        f"from ({_fast_query(connection, rows, column, source, patterns)})"
     )
-    _normalise_the_rest(connection, table, column)
+    _normalise_the_rest(connection, table, column, patterns)
     join = f"left join {table} as {alias} on {alias}.value = {rows}.{value}"
     if column.format == "phone":
         join += f" and {alias}.region is not distinct from {rows}.{region}"
@@ -321,7 +330,11 @@ def _normalise_column(
 
 
 def _fast_query(
-    connection: duckdb.DuckDBPyConnection, rows: str, column: Column, source: str
+    connection: duckdb.DuckDBPyConnection,
+    rows: str,
+    column: Column,
+    source: str,
+    patterns: Mapping[str, str] | None = None,
 ) -> str:
     """The query of the column's shortcut over `source` (distinct value, region)."""
     if column.format == "email":
@@ -332,7 +345,7 @@ def _fast_query(
             f"select distinct upper(trim({region}, ' \t')) from {rows} where {region} is not null"
         ).fetchall()
         return phone_query(source, [r for (r,) in regions])
-    return reference_query(source, column.kinds or REFERENCE_KINDS)
+    return reference_query(source, column.kinds or REFERENCE_KINDS, patterns)
 
 
 def error_kind(error: str) -> str:
@@ -342,16 +355,21 @@ def error_kind(error: str) -> str:
     return re.sub(r" \([A-Z][a-z][^()]*\)$", "", error)
 
 
-def _python_normaliser(column: Column):
+def _python_normaliser(column: Column, patterns: Mapping[str, str] | None = None):
     if column.format == "email":
         return lambda pair: (normalise_email(pair[0]), None)
     if column.format == "phone":
         return lambda pair: (normalise_phone(pair[0], (pair[1] or "").strip()), None)
     kinds = column.kinds or REFERENCE_KINDS
-    return lambda pair: classify_reference(pair[0], kinds)
+    return lambda pair: classify_reference(pair[0], kinds, patterns)
 
 
-def _normalise_the_rest(connection: duckdb.DuckDBPyConnection, table: str, column: Column) -> None:
+def _normalise_the_rest(
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    column: Column,
+    patterns: Mapping[str, str] | None = None,
+) -> None:
     """The values the fast path did not accept, through ml/normalise.py once each."""
     pending = connection.execute(
         f"select value, region from {table} where normal is null"
@@ -359,7 +377,7 @@ def _normalise_the_rest(connection: duckdb.DuckDBPyConnection, table: str, colum
     if not pending:
         return
     pairs = [(v, r) if str(v).strip() else None for v, r in pending]
-    outcomes, errors = normalise_unique(pairs, _python_normaliser(column))
+    outcomes, errors = normalise_unique(pairs, _python_normaliser(column, patterns))
     results = pa.table(
         {
             "value": [v for v, _ in pending],

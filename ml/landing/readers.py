@@ -237,7 +237,8 @@ def match_columns(feed: Feed, names: list[str]) -> tuple[dict[str, int], list[st
         found = next((i for want in wanted for i, k in enumerate(keys) if k == want), None)
         if found is not None and found not in positions.values():
             positions[column] = found
-    missing = [c for c in feed.column_names if c not in positions]
+    supplied = {c.name for c in feed.supplied}  # a default or a derivation stands in
+    missing = [c for c in feed.column_names if c not in positions and c not in supplied]
     used = set(positions.values())
     ignored = [n for i, n in enumerate(names) if i not in used and n not in feed.column_names]
     return positions, missing, ignored
@@ -262,7 +263,7 @@ class _CsvFile:
 
     @property
     def layout(self) -> tuple:
-        return (tuple(self.positions.values()), self.width)
+        return (tuple(self.positions.items()), self.width)
 
 
 def _dialect(options: ReadOptions) -> dict:
@@ -343,7 +344,10 @@ def _stage_csv_layout(
         plain = f"not contains(t, {quote_literal(options.quote)})"
         fits, parts, quoted = _quoted_fields(options, first.width)
     columns = ", ".join(
-        f"fields[{first.positions[c] + 1}] as {quote_ident(c)}" for c in feed.column_names
+        f"fields[{first.positions[c] + 1}] as {quote_ident(c)}"
+        if c in first.positions
+        else f"null::varchar as {quote_ident(c)}"
+        for c in feed.column_names
     )
     wrong_count = (
         f"case when not _pending and len(fields) <> {first.width} then 'has ' || len(fields) "
@@ -670,6 +674,8 @@ def stage_parquet(
     for item in files:
         columns = ", ".join(
             f"cast({quote_ident(item.positions[c])} as varchar) as {quote_ident(c)}"
+            if c in item.positions
+            else f"null::varchar as {quote_ident(c)}"
             for c in feed.column_names
         )
         selects.append(
