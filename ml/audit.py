@@ -1,4 +1,5 @@
-"""The audit log: every export, erasure and retention purge, in `privacy.audit_log`.
+"""The audit log: every export, erasure, rewritten landing file and retention purge, in
+`privacy.audit_log`.
 
 One row per action: when, what kind, which export or erasure request, which files, how many
 rows, and a JSON object with the details (rows left out by reason, rows removed per table).
@@ -15,7 +16,15 @@ from typing import Any
 import duckdb
 
 AUDIT_TABLE = "privacy.audit_log"
-ACTIONS = ("export", "export_blocked", "export_amended", "erasure", "retention")
+ACTIONS = (
+    "export",
+    "export_blocked",
+    "export_amended",
+    "erasure",
+    "erasure_verified",
+    "landing_file_rewritten",
+    "retention",
+)
 
 AUDIT_DDL = f"""
 create schema if not exists privacy;

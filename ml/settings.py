@@ -18,6 +18,7 @@ Nothing else in Teal reads these environment variables, and nothing writes any:
 | `TEAL_DUCKDB_THREADS` | DuckDB's threads | the machine's cores |
 | `TEAL_FEEDS` | a file of your own feed settings merged over ml/landing/feeds.yml | `feeds.local.yml` beside the landing folder, if there is one |
 | `TEAL_GX_PROJECT` | the Great Expectations project (gx/great_expectations.yml, its stores and Data Docs) | `expectations/` |
+| `TEAL_RAW_FILES` | what happens to landing files once landed: `rewrite` (they stay; erasure rewrites them without an erased person's rows) or `archive:<days>` (they also move to `<landing>_archive/<day>/` and are deleted after that many days) | `rewrite` |
 | `TEAL_HUB_SNAPSHOTS` | where runs publish the audience hub's read-only snapshots (ml/hub) | `hub/snapshots/` beside the warehouse |
 | `TEAL_HUB_DATABASE` | the hub's own SQLite file: users, sessions, its audit log | `hub/hub.sqlite` beside the warehouse |
 | `TEAL_HUB_HOST`, `TEAL_HUB_PORT` | where `make serve` listens | `127.0.0.1`, `8080` |
@@ -59,6 +60,9 @@ MEMORY_ENV = "TEAL_DUCKDB_MEMORY"
 THREADS_ENV = "TEAL_DUCKDB_THREADS"
 FEEDS_ENV = "TEAL_FEEDS"
 GX_PROJECT_ENV = "TEAL_GX_PROJECT"
+RAW_FILES_ENV = "TEAL_RAW_FILES"
+RAW_FILES_REWRITE = "rewrite"
+RAW_FILES_ARCHIVE = "archive"
 HUB_SNAPSHOTS_ENV = "TEAL_HUB_SNAPSHOTS"
 HUB_DATABASE_ENV = "TEAL_HUB_DATABASE"
 HUB_HOST_ENV = "TEAL_HUB_HOST"
@@ -91,6 +95,7 @@ class Settings:
     duckdb_threads: int = 0
     feeds_overrides: Path | None = None  # None: feeds.local.yml beside the landing folder
     gx_project: Path = DEFAULT_GX_PROJECT
+    raw_files: str = RAW_FILES_REWRITE  # `rewrite`, or `archive:<days>` (see the table above)
     hub_snapshots: Path | None = None
     hub_database: Path | None = None
     hub_host: str = DEFAULT_HUB_HOST
@@ -117,6 +122,7 @@ class Settings:
             "duckdb_threads": int(self.duckdb_threads) or (os.cpu_count() or 1),
             "salt": str(self.salt or "").strip(),
             "as_of": str(self.as_of or "").strip(),
+            "raw_files": str(self.raw_files or RAW_FILES_REWRITE).strip().lower(),
         }
         for name, value in fixed.items():
             object.__setattr__(self, name, value)
@@ -129,6 +135,15 @@ class Settings:
             raise SettingsError(f"${THREADS_ENV} must be a positive number of threads")
         if not 1 <= self.hub_port <= 65535:
             raise SettingsError(f"${HUB_PORT_ENV} must be a port number from 1 to 65535")
+        mode, _, days = self.raw_files.partition(":")
+        if not (
+            self.raw_files == RAW_FILES_REWRITE
+            or (mode == RAW_FILES_ARCHIVE and days.isdigit() and int(days) >= 1)
+        ):
+            raise SettingsError(
+                f"${RAW_FILES_ENV} must be `rewrite` or `archive:<days>` (such as archive:30), "
+                f"not {self.raw_files!r}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -160,6 +175,7 @@ class Settings:
             "duckdb_memory_limit": env.get(MEMORY_ENV, "").strip() or DEFAULT_MEMORY_LIMIT,
             "duckdb_threads": int(threads) if threads else 0,
             "gx_project": path(GX_PROJECT_ENV) or DEFAULT_GX_PROJECT,
+            "raw_files": env.get(RAW_FILES_ENV, "").strip() or RAW_FILES_REWRITE,
             "hub_snapshots": path(HUB_SNAPSHOTS_ENV),
             "hub_database": path(HUB_DATABASE_ENV),
             "hub_host": env.get(HUB_HOST_ENV, "").strip() or DEFAULT_HUB_HOST,
@@ -193,6 +209,19 @@ class Settings:
     def dbt_target(self) -> Path:
         """dbt's target folder for runs on this warehouse (artifacts and partial-parse state)."""
         return self.warehouse.parent / "dbt_target"
+
+    @property
+    def archive_days(self) -> int | None:
+        """How many days landed files are kept in the archive; None when they stay in the
+        landing folder (`rewrite`)."""
+        mode, _, days = self.raw_files.partition(":")
+        return int(days) if mode == RAW_FILES_ARCHIVE else None
+
+    @property
+    def landing_archive(self) -> Path:
+        """Where landed files move in archive mode: `<landing>_archive/<day>/<feed>/...`
+        beside the landing folder (erasure rewrites files there too)."""
+        return self.landing.with_name(self.landing.name + "_archive")
 
     @property
     def cluster_models(self) -> Path:

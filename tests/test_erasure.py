@@ -32,7 +32,7 @@ from ml.activation.folders import FILE_NAMES
 from ml.landing.contracts import load
 from ml.landing.loader import Loader, reconciliation
 from ml.privacy import export_matching
-from ml.privacy.erasure import compact_warehouse, process_erasure_requests, traces_left
+from ml.privacy.erasure import Places, compact_warehouse, process_erasure_requests, traces_left
 from ml.privacy.personal_columns import find_personal_tables
 from ml.privacy.subjects import SubjectsNotResolved
 from ml.settings import DBT_SELECTIONS
@@ -63,6 +63,13 @@ NOBODY = "nobody@nowhere.net"
 RUN = "run-erasure-1"
 EXPORT_RUN = "run-export-1"
 FOLDER = "basket_reminder/2026-03-04"
+SNAPSHOT = "20260304T180000000000Z"
+EXPORT_FILES = (
+    "audience.csv",
+    "audience.parquet",
+    "google_customer_match.csv",
+    "meta_custom_audience.csv",
+)
 
 CRM_HEADER = "crm_id,first_name,last_name,email,phone,birth_date,gender,street,city,postcode,country,created_at,updated_at,loyalty_id"
 ORDER_HEADER = "order_id,line_number,customer_ref,ordered_at,channel,store_id,sku,quantity,unit_price,discount,currency,status"
@@ -121,6 +128,8 @@ LANDING_FILES = {
         "CE000000001, Ann.Lee@Gmail.com ,email_marketing,granted,2026-03-01T09:00:00Z,signup_form",
         "CE000000002,C0000001,ads_personalization,granted,2026-03-01T09:01:00Z,cookie_banner",
         "CE000000003,bob.stone@outlook.com,email_marketing,granted,2026-03-01T09:02:00Z,checkout",
+        # Ann's mailbox written another way: Gmail ignores the dots and the +tag
+        "CE000000004,annlee+news@googlemail.com,email_marketing,withdrawn,2026-03-02T09:00:00Z,preference_centre",
     ],
     "erasure/erasure_2026-03-05.csv": [
         "request_id,subject,requested_at",
@@ -138,6 +147,7 @@ create table identity.identifiers (
 insert into identity.identifiers values
     ('crm_id', 'C0000001', 'crm_id:C0000001', 'cus_ann', 'linked', '2026-01-01'),
     ('email', 'ann.lee@gmail.com', 'crm_id:C0000001', 'cus_ann', 'linked', '2026-01-01'),
+    ('mailbox', 'annlee@gmail.com', 'crm_id:C0000001', 'cus_ann', 'linked', '2026-01-01'),
     ('phone', '+442079460222', 'crm_id:C0000001', 'cus_ann', 'linked', '2026-01-01'),
     ('loyalty_id', 'L00000001', 'crm_id:C0000001', 'cus_ann', 'linked', '2026-01-01'),
     ('user_id', 'U00000001', 'crm_id:C0000001', 'cus_ann', 'linked', '2026-03-01'),
@@ -291,12 +301,13 @@ ROWS_BEFORE = {
     "crm.customers": 3,
     "orders.order_lines": 4,
     "clickstream.events": 4,
-    "consent.events": 3,
+    "consent.events": 4,
     "erasure.requests": 2,
+    "accounts.accounts": 0,
     "products.items": 0,
     "landing.quarantine": 5,
     "landing.duplicates": 6,
-    "identity.identifiers": 15,
+    "identity.identifiers": 16,
     "identity.records": 13,
     "identity.customers": 3,
     "identity.history": 4,
@@ -318,11 +329,11 @@ ANN_REMOVED = {
     "crm.customers": 2,
     "orders.order_lines": 2,
     "clickstream.events": 2,
-    "consent.events": 2,
+    "consent.events": 3,
     "erasure.requests": 1,
     "landing.quarantine": 4,
     "landing.duplicates": 3,
-    "identity.identifiers": 7,
+    "identity.identifiers": 8,
     "identity.records": 7,
     "identity.customers": 1,
     "identity.history": 2,
@@ -341,6 +352,16 @@ ANN_REMOVED = {
     f"exports/{FOLDER}/audience.parquet": 1,
     f"exports/{FOLDER}/google_customer_match.csv": 1,
     f"exports/{FOLDER}/meta_custom_audience.csv": 1,
+    # the hub's copies of the export files
+    **{f"hub/{SNAPSHOT}/exports/{FOLDER}/{name}": 1 for name in EXPORT_FILES},
+    # the landing files, rewritten without her rows
+    "landing/crm/crm_2026-01-01.csv": 3,
+    "landing/crm/crm_2026-02-01.csv": 1,
+    "landing/orders/orders_2026-03-01.csv": 3,
+    "landing/orders/orders_2026-03-02.csv": 1,
+    "landing/clickstream/events_2026-03-01.jsonl": 5,
+    "landing/consent/consent_2026-03-01.csv": 3,
+    "landing/erasure/erasure_2026-03-05.csv": 1,
 }
 NOBODY_REMOVED = {
     "erasure.requests": 1,
@@ -350,6 +371,7 @@ NOBODY_REMOVED = {
     "identity.history": 1,
     "marts.dim_customers": 1,
     "marts.fct_erasure_requests": 1,
+    "landing/erasure/erasure_2026-03-05.csv": 1,
 }
 
 
@@ -474,6 +496,7 @@ def template(tmp_path_factory) -> Path:
         connection.execute(IDENTITY_SQL)
     run_dbt("run", path, root / "dbt_target", SUBJECT_VIEWS)
     write_exports(root / "exports")
+    write_hub_snapshot(root / "hub" / "snapshots", root / "exports")
     return root
 
 
@@ -485,14 +508,37 @@ def warehouse(template: Path, tmp_path: Path) -> Path:
 
 
 def erase(connection, warehouse: Path, run_id: str = RUN):
-    """The real erasure, reading the personal columns from the template's fresh dbt manifest."""
+    """The real erasure, reading the personal columns from the template's fresh dbt manifest,
+    through the exports, the hub's snapshot and the landing files of the template."""
+    root = warehouse.parent
     return process_erasure_requests(
         connection,
-        exports_root=warehouse.parent / "exports",
         salt=TEST_SALT,
         run_id=run_id,
-        dbt_manifest=warehouse.parent / "dbt_target" / "manifest.json",
+        dbt_manifest=root / "dbt_target" / "manifest.json",
+        places=Places(
+            exports=root / "exports",
+            hub_snapshots=root / "hub" / "snapshots",
+            landing=root / "landing",
+            archive=root / "landing_archive",
+        ),
     )
+
+
+def write_hub_snapshot(root: Path, exports: Path) -> Path:
+    """A snapshot of the audience hub as ml/hub/snapshot.py publishes it: copies of the export
+    folder with their index, read-only."""
+    snapshot = root / SNAPSHOT
+    shutil.copytree(exports / FOLDER, snapshot / "exports" / FOLDER)
+    index = {
+        f"{FOLDER}/{name}": {"sha256": sha256_file(exports / FOLDER / name), "bytes": 0}
+        for name in EXPORT_FILES
+    }
+    (snapshot / "exports" / "files.json").write_text(json.dumps(index))
+    for path in sorted(snapshot.rglob("*"), reverse=True):
+        path.chmod(0o440 if path.is_file() else 0o550)
+    snapshot.chmod(0o550)
+    return snapshot
 
 
 def counts(connection) -> dict[str, int]:
@@ -501,7 +547,7 @@ def counts(connection) -> dict[str, int]:
         "where table_type = 'BASE TABLE' and table_catalog = current_database() "
         "and table_schema not in ('privacy') "
         "and not (table_schema = 'landing' and table_name in "
-        "('files', 'removals', 'erased_rows', 'validations'))"
+        "('files', 'removals', 'erased_rows', 'validations', 'rewrites', 'rewritten_rows'))"
     ).fetchall()
     return {
         f"{schema}.{table}": connection.execute(
@@ -509,6 +555,15 @@ def counts(connection) -> dict[str, int]:
         ).fetchone()[0]
         for schema, table in tables
     }
+
+
+def removed_by_store(removed: dict[str, int]) -> dict[str, int]:
+    """Rows removed per store of the erasure report, from rows removed per table or file."""
+    stores = {"exports": "export files", "hub": "hub snapshots", "landing": "landing files"}
+    totals = dict.fromkeys(["warehouse tables", *stores.values()], 0)
+    for place, rows in removed.items():
+        totals[stores.get(place.split("/")[0], "warehouse tables")] += rows
+    return totals
 
 
 def ann_identifiers() -> list[str]:
@@ -619,7 +674,7 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_other(warehouse: Pa
 
         # the outcome and the logs: exact counts, no identifiers
         assert [(r.request_id, r.status, r.identifiers_erased) for r in outcome.requests] == [
-            ("ER0000001", "erased", 8),
+            ("ER0000001", "erased", 9),
             ("ER0000002", "no_match", 2),
         ]
         assert outcome.requests[0].rows_removed == ANN_REMOVED
@@ -632,7 +687,7 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_other(warehouse: Pa
             "completed_at >= processed_at from privacy.erasure_log order by 1"
         ).fetchall()
         assert [row[:5] for row in log] == [
-            ("ER0000001", datetime(2026, 3, 5, 9), "erased", 8, sum(ANN_REMOVED.values())),
+            ("ER0000001", datetime(2026, 3, 5, 9), "erased", 9, sum(ANN_REMOVED.values())),
             ("ER0000002", datetime(2026, 3, 5, 10), "no_match", 2, sum(NOBODY_REMOVED.values())),
         ]
         assert all(row[5] for row in log)
@@ -650,7 +705,32 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_other(warehouse: Pa
             ("erasure", "ER0000001", sum(ANN_REMOVED.values())),
             ("erasure", "ER0000002", sum(NOBODY_REMOVED.values())),
             ("export_amended", "basket_reminder", 1),
+            ("landing_file_rewritten", "clickstream/events_2026-03-01.jsonl", 5),
+            ("landing_file_rewritten", "consent/consent_2026-03-01.csv", 3),
+            ("landing_file_rewritten", "crm/crm_2026-01-01.csv", 3),
+            ("landing_file_rewritten", "crm/crm_2026-02-01.csv", 1),
+            ("landing_file_rewritten", "erasure/erasure_2026-03-05.csv", 2),
+            ("landing_file_rewritten", "orders/orders_2026-03-01.csv", 3),
+            ("landing_file_rewritten", "orders/orders_2026-03-02.csv", 1),
         ]
+        # the report: every store searched, and what went from each, per request
+        assert connection.execute(
+            "select erasure_request_id, store, searched, searched_unit, removed "
+            "from privacy.erasure_stores order by all"
+        ).fetchall() == sorted(
+            (request, store, searched, unit, removed)
+            for request, removed_by_store in {
+                "ER0000001": removed_by_store(ANN_REMOVED),
+                "ER0000002": removed_by_store(NOBODY_REMOVED),
+            }.items()
+            for store, searched, unit in (
+                ("warehouse tables", 24, "tables"),
+                ("export files", 1, "export folders"),
+                ("hub snapshots", 1, "snapshot export folders"),
+                ("landing files", 7, "files"),
+            )
+            for removed in [removed_by_store[store]]
+        )  # fmt: skip
 
         # tombstones: salted hashes of the identifiers that name one person, never phones/devices
         tombstones = connection.execute(
@@ -662,9 +742,10 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_other(warehouse: Pa
                 (secrets.salted_hash(ANN[k], salt), "ER0000001")
                 for k in ("crm_id", "email", "loyalty_id", "user_id", "anonymous_id")
             ]
+            + [(secrets.salted_hash("annlee@gmail.com", salt), "ER0000001")]  # her mailbox
             + [(secrets.salted_hash(NOBODY, salt), "ER0000002")]
         )
-        assert outcome.tombstones_added == 6
+        assert outcome.tombstones_added == 7
         assert search_tables(connection, [NOBODY]) == []
         assert traces_left(connection, salt).empty
 
@@ -678,7 +759,7 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_other(warehouse: Pa
             ("clickstream", "clickstream/events_2026-03-01.jsonl", "duplicates", 1),
             ("clickstream", "clickstream/events_2026-03-01.jsonl", "quarantine", 2),
             ("clickstream", "clickstream/events_2026-03-01.jsonl", "table", 2),
-            ("consent", "consent/consent_2026-03-01.csv", "table", 2),
+            ("consent", "consent/consent_2026-03-01.csv", "table", 3),
             ("crm", "crm/crm_2026-01-01.csv", "quarantine", 1),
             ("crm", "crm/crm_2026-01-01.csv", "table", 2),
             ("crm", "crm/crm_2026-02-01.csv", "duplicates", 1),
@@ -739,6 +820,31 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_other(warehouse: Pa
     assert (exports / "basket_reminder" / "latest").is_symlink()
     assert search_files(exports, ann_identifiers() + ann_hashes()) == []
 
+    # the hub's copies: the same rows gone, the index right, the snapshot read-only again
+    hub = warehouse.parent / "hub" / "snapshots" / SNAPSHOT
+    copy = hub / "exports" / FOLDER
+    for name in EXPORT_FILES:
+        assert (copy / name).read_bytes() == (folder / name).read_bytes(), name
+        assert not (copy / name).stat().st_mode & 0o222, name
+    index = json.loads((hub / "exports" / "files.json").read_text())
+    assert index[f"{FOLDER}/audience.csv"]["sha256"] == sha256_file(folder / "audience.csv")
+    assert search_files(hub, ann_identifiers() + ann_hashes()) == []
+
+    # the landing files: her rows gone, every other byte as it was
+    landing = warehouse.parent / "landing"
+    assert (landing / "crm/crm_2026-01-01.csv").read_text() == "\n".join(
+        [CRM_HEADER, BOB_CRM, LANDING_FILES["crm/crm_2026-01-01.csv"][4], ""]
+    )
+    assert (landing / "erasure/erasure_2026-03-05.csv").read_text() == (
+        "request_id,subject,requested_at\n"
+    )
+    assert (landing / "consent/consent_2026-03-01.csv").read_text() == "\n".join(
+        LANDING_FILES["consent/consent_2026-03-01.csv"][0:1]
+        + LANDING_FILES["consent/consent_2026-03-01.csv"][3:4]
+        + [""]
+    )
+    assert search_files(landing, ann_identifiers() + ["annlee", NOBODY]) == []
+
 
 def test_replayed_feeds_bring_nobody_back(warehouse: Path):
     """Every old feed file again, under a new name and with CRLF endings: Ann's rows are erased."""
@@ -766,14 +872,24 @@ def test_replayed_feeds_bring_nobody_back(warehouse: Path):
             "orders/replay_orders_2026-03-01.csv": (5, 0, 0, 2, 3),
             "orders/replay_orders_2026-03-02.csv": (2, 0, 0, 1, 1),
             "clickstream/replay_events_2026-03-01.jsonl": (8, 0, 0, 3, 5),
-            "consent/replay_consent_2026-03-01.csv": (3, 0, 0, 1, 2),
+            # the withdrawal under another spelling of her mailbox is hers too
+            "consent/replay_consent_2026-03-01.csv": (4, 0, 0, 1, 3),
             "erasure/replay_erasure_2026-03-05.csv": (2, 0, 0, 0, 2),
         }
         assert search_tables(connection, ann_identifiers() + [NOBODY]) == []
         assert traces_left(connection, TEST_SALT).empty
         for feed in load():
             assert reconciliation(connection, feed)["reconciles"].all(), feed.name
-        assert connection.execute("select count(*) from landing.erased_rows").fetchone()[0] == 17
+        assert connection.execute("select count(*) from landing.erased_rows").fetchone()[0] == 18
+        # the next erasure run, with nobody new to erase, rewrites the replayed files too
+        later = erase(connection, warehouse, run_id="run-erasure-2")
+        assert later.requests == [] and later.landing_files_rewritten == 7
+        assert search_files(landing, ann_identifiers() + ["annlee", NOBODY]) == []
+        assert (landing / "crm/replay_crm_2026-02-01.csv").read_bytes() == (
+            f"{CRM_HEADER}\r\n{BOB_CRM}\r\n".encode()
+        )
+        reports = Loader(connection, landing, salt=TEST_SALT).land_all(progress=False)
+        assert [f.file for report in reports for f in report.files] == []  # none lands again
         # a row written around the loader is caught by the check the erasure asset runs
         connection.execute(
             "insert into clickstream.events (event_id, event_type, anonymous_id, occurred_at, "
@@ -804,13 +920,17 @@ def test_an_unknown_subject_is_no_match(warehouse: Path):
             "no_match",
             0,
         )
-        assert request.rows_removed == {"erasure.requests": 1}
+        # the request itself, in the table and in its landing file
+        assert request.rows_removed == {
+            "erasure.requests": 1,
+            "landing/erasure/erasure_2026-03-06.csv": 1,
+        }
         assert counts(connection) == before
         assert connection.execute("select count(*) from crm.customers").fetchone()[0] == 1
         assert connection.execute(
             "select status, identifiers_erased, rows_removed from privacy.erasure_log "
             "where erasure_request_id = 'ER0000009'"
-        ).fetchall() == [("no_match", 1, 1)]
+        ).fetchall() == [("no_match", 1, 2)]
 
 
 def test_without_the_subjects_view_erasure_stops_and_changes_nothing(tmp_path: Path):
@@ -877,6 +997,7 @@ def test_personal_columns_come_from_their_owners_declarations(template: Path):
         "clickstream.events": ("anonymous_id", "user_id", "device_id"),
         "consent.events": ("subject", "subject_normalised", "subject_type"),
         "erasure.requests": ("subject", "subject_normalised", "subject_type"),
+        "accounts.accounts": ("user_id", "email", "email_normalised"),
         # the Python modules that write the tables
         "landing.quarantine": ("reason", "raw_text", "message"),
         "landing.duplicates": ("key",),
@@ -936,4 +1057,4 @@ def test_compaction_keeps_every_row_and_does_not_grow_the_file(warehouse: Path):
             connection.execute("select count(*) from duckdb_views() where not internal").fetchone()
             == views
         )
-        assert connection.execute("select count(*) from privacy.tombstones").fetchone()[0] == 6
+        assert connection.execute("select count(*) from privacy.tombstones").fetchone()[0] == 7

@@ -1,18 +1,25 @@
 """Normalisers: exact expected values for the notations customers really type."""
 
+import re
 from datetime import date
 
 import pytest
 
 from ml.normalise import (
     InvalidValue,
+    MailboxRule,
     classify_reference,
     clean_name,
+    listed_provider_sql,
+    mailbox_key,
+    mailbox_key_sql,
+    mailbox_providers,
     name_key,
     normalise_email,
     normalise_phone,
     normalise_unique,
     parse_date,
+    parse_mailbox_providers,
 )
 
 
@@ -118,3 +125,85 @@ def test_normalise_unique_aligns_results_and_errors():
     assert errors[:3] == [None, None, None]
     assert errors[3].startswith("is not a valid email address")
     assert errors[4] is None
+
+
+# --- mailboxes: addresses that reach one mailbox are one identifier for linking and consent
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("camille.dumont@gmail.com", "camilledumont@gmail.com"),  # Gmail ignores dots
+        (" Camille.Dumont+Shop@GoogleMail.com ", "camilledumont@gmail.com"),  # and +tags
+        ("c.a.m.i.l.l.e.dumont@googlemail.com", "camilledumont@gmail.com"),
+        ("ann.lee+news+2@outlook.com", "ann.lee@outlook.com"),  # +tag only: dots count
+        ("ann.lee+x@hotmail.co.uk", "ann.lee@hotmail.co.uk"),
+        ("ann.lee+x@yahoo.com", "ann.lee+x@yahoo.com"),  # a provider not listed: as written
+        ("a.b+c@example.org", "a.b+c@example.org"),
+        ("+only@gmail.com", "+only@gmail.com"),  # nothing left before the +: as written
+        ("...@gmail.com", "...@gmail.com"),
+        ("x@y@gmail.com", "x@y@gmail.com"),
+        ("not-an-address", "not-an-address"),
+        ("   ", None),
+    ],
+)
+def test_mailbox_key_applies_each_providers_documented_rules(raw, key):
+    assert mailbox_key(raw) == key
+
+
+def test_mailbox_key_in_sql_agrees_with_python():
+    """dbt's macro and the loader's tombstone check run `mailbox_key_sql`: the same answers."""
+    import duckdb
+
+    addresses = [
+        "camille.dumont@gmail.com",
+        "camille.dumont+shop@googlemail.com",
+        "+only@gmail.com",
+        ".+x@gmail.com",
+        "ann.lee+1+2@outlook.com",
+        "j.o.h.n@hotmail.co.uk",
+        "a.b+c@example.org",
+        "x@y@gmail.com",
+        "no-at-sign",
+        "zoë.o'brien+tag@proton.me",
+    ]
+    with duckdb.connect() as connection:
+        rows = connection.execute(
+            f"select value, {mailbox_key_sql('value')}, {listed_provider_sql('value')} "
+            "from unnest(?::varchar[]) as t(value)",
+            [addresses],
+        ).fetchall()
+        (empty,) = connection.execute(f"select {mailbox_key_sql('null::varchar')}").fetchone()
+    assert {value: key for value, key, _ in rows} == {a: mailbox_key(a) for a in addresses}
+    listed = {value for value, _, is_listed in rows if is_listed}
+    assert listed == {a for a in addresses if a.rpartition("@")[2] in mailbox_providers()}
+    assert empty is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"Gmail.com": {}}, "'Gmail.com' is not a lower-case domain"),
+        ({"gmail.com": {"dots": True}}, "gmail.com: write the rule as a mapping"),
+        ({"gmail.com": {"plus_tags": "yes"}}, "gmail.com: plus_tags is true or false"),
+        ({"googlemail.com": {"same_as": "gmail.com"}}, "same_as 'gmail.com' is not a listed"),
+        (
+            {"gmail.com": {}, "googlemail.com": {"same_as": "gmail.com", "plus_tags": True}},
+            "googlemail.com: same_as takes the other domain's rule, so it stands alone",
+        ),
+        (["gmail.com"], "mailbox_providers is a mapping of domain -> rule"),
+    ],
+)
+def test_a_wrong_mailbox_provider_is_refused_naming_the_domain(raw, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_mailbox_providers(raw, "feeds.yml")
+
+
+def test_googlemail_takes_gmails_rule():
+    rules = parse_mailbox_providers(
+        {
+            "gmail.com": {"dots_ignored": True, "plus_tags": True},
+            "googlemail.com": {"same_as": "gmail.com"},
+        }
+    )
+    assert rules["googlemail.com"] == MailboxRule("gmail.com", True, True)

@@ -33,7 +33,8 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -508,6 +509,50 @@ def _copy_charts(settings: Settings, folder: Path) -> list[str]:
             shutil.copyfile(source, folder / source.name)
             copied.append(source.name)
     return copied
+
+
+# --- erasure ----------------------------------------------------------------------------------
+
+
+def export_copies(root: Path) -> list[tuple[Path, Path]]:
+    """(snapshot folder, its copies of the export folders) of every published snapshot under
+    `root`: erasure (ml/privacy/export_files.py) removes erased people from the copies too."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return [
+        (folder, folder / EXPORTS_DIR)
+        for folder in sorted(_visible_folders(root))
+        if (folder / EXPORTS_DIR).is_dir()
+    ]
+
+
+@contextmanager
+def writable(snapshot: Path) -> Iterator[None]:
+    """A published (read-only) snapshot made writable for the owner while erasure amends its
+    export copies, and read-only again afterwards, whatever happens."""
+    for path in [snapshot, *snapshot.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(stat.S_IRWXU)
+        elif path.is_file() and not path.is_symlink():
+            path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        yield
+    finally:
+        _make_read_only(snapshot)
+
+
+def refresh_file_index(exports: Path, changed: Iterable[str]) -> None:
+    """files.json with the new SHA-256 and size of the copies erasure changed (paths
+    relative to the snapshot's exports folder)."""
+    index_path = exports / "files.json"
+    index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else {}
+    for relative in changed:
+        index[relative] = {
+            "sha256": sha256_file(exports / relative),
+            "bytes": (exports / relative).stat().st_size,
+        }
+    index_path.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
 
 
 # --- the swap ----------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ml.identity.metrics import cluster_metrics, pairwise_metrics
+from ml.normalise import mailbox_key
 from ml.settings import REPO_ROOT, Settings
 
 TRUTH_KINDS = {"phone_e164": "phone"}
@@ -114,6 +115,23 @@ def reachable_groups(observations: pd.DataFrame, truth: pd.DataFrame) -> pd.Seri
     return pd.Series(labels, index=truth.index)
 
 
+def with_mailboxes(truth: pd.DataFrame) -> pd.DataFrame:
+    """`truth` and, after it, the mailbox each email reaches (ml/normalise.py `mailbox_key`)
+    with the email's person, where the mailbox is one person's: the `mailbox` identifiers
+    identity sees join spellings of one mailbox, so records joined through one are reachable
+    together. Mailboxes are not scored; they only carry reachability."""
+    emails = truth[truth["id_type"] == "email"]
+    mailboxes = pd.DataFrame(
+        {
+            "id_type": "mailbox",
+            "id_value": [mailbox_key(value) for value in emails["id_value"]],
+            "person_id": emails["person_id"].to_numpy(),
+        }
+    ).drop_duplicates()
+    owners = mailboxes.groupby("id_value")["person_id"].transform("nunique")
+    return pd.concat([truth, mailboxes[owners == 1]], ignore_index=True)
+
+
 def evaluate(connection: duckdb.DuckDBPyConnection, truth_dir: Path) -> Evaluation:
     """Score `identity.identifiers` in the warehouse against the truth in `truth_dir`."""
     truth = load_truth(truth_dir)
@@ -131,8 +149,9 @@ def evaluate(connection: duckdb.DuckDBPyConnection, truth_dir: Path) -> Evaluati
     keys = pd.Index(scored["id_type"] + ":" + scored["id_value"])
     predicted_clusters = pd.Series(label.to_numpy(), index=keys)
     person = pd.Series(scored["person_id"].to_numpy(), index=keys)
-    reachable = reachable_groups(observations, scored[["id_type", "id_value", "person_id"]])
-    reachable = pd.Series(reachable.to_numpy(), index=keys)
+    people_truth = scored[["id_type", "id_value", "person_id"]]
+    reachable = reachable_groups(observations, with_mailboxes(people_truth))
+    reachable = pd.Series(reachable.to_numpy()[: len(scored)], index=keys)
     people = scored["id_type"].isin(PERSON_TYPES).to_numpy()
     scopes = {
         "people": (predicted_clusters[people], reachable[people]),

@@ -8,7 +8,8 @@ reason without the value) by which the dry run groups the rows it refuses.
 
 Reasons name the column and show the value as received (clipped to 60 characters), e.g.
 `status 'shipped' is not one of completed, refunded, cancelled` or `quantity -3 is below 1`.
-`mask_reason` hides the personal values (`pii: true` columns) of a reason for logs and metadata.
+`mask_reason` hides the personal values (`pii: true` and `erase_by: true` columns: a crm id
+names a person too) of a reason for logs and metadata.
 """
 
 from __future__ import annotations
@@ -247,13 +248,14 @@ def mask_value(text: str) -> str:
 
 
 def mask_reason(reason: str, feed: Feed) -> str:
-    """A reason with the values of personal columns masked: `phone '01** *** **17' is not...`.
+    """A reason with the values of personal columns (`pii` or `erase_by`) masked:
+    `phone '01** *** **17' is not...`.
 
     Reasons join with '; ' and each starts with its column's name (see `rule_checks` and
     ml/landing/normalised.py); values are quoted (`name 'value' ...`) or, for bounds, bare
     (`name value is below ...`).
     """
-    personal = {c.name for c in feed.columns if c.pii}
+    personal = {c.name for c in feed.columns if c.pii or c.erase_by}
     return "; ".join(_mask_one(part, personal) for part in reason.split("; "))
 
 

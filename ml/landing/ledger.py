@@ -3,8 +3,9 @@
 `landing.files` has one row per file a load saw (rows read = loaded + quarantined + duplicate
 + erased), `landing.quarantine` the rows and files refused with their reasons and raw text,
 `landing.duplicates` the rows whose key was landed before, `landing.erased_rows` where rows of
-erased people were dropped, `landing.removals` rows deleted after landing (erasure, retention)
-and `landing.validations` the Great Expectations outcome of each load.
+erased people were dropped, `landing.removals` rows deleted after landing (erasure, retention),
+`landing.rewrites` (and `landing.rewritten_rows`) the landing files rewritten without erased
+people's rows, and `landing.validations` the Great Expectations outcome of each load.
 """
 
 from __future__ import annotations
@@ -75,6 +76,28 @@ create table if not exists landing.removals (
     removed_at timestamp not null,
     reference varchar
 );
+-- Landing files rewritten after landing (ml/privacy/raw_files.py): without an erased person's
+-- rows, or deleted when they could not be read. The loader knows both checksums, so neither
+-- the rewritten file nor the original, should it come back, is landed again.
+create table if not exists landing.rewrites (
+    feed varchar not null,
+    file varchar not null,
+    location varchar not null,
+    action varchar not null,
+    checksum_before varchar not null,
+    checksum_after varchar,
+    rows_before bigint not null,
+    rows_removed bigint not null,
+    rewritten_at timestamp not null,
+    reason varchar not null,
+    reference varchar
+);
+-- The rows each rewrite removed (by the file's row numbering before it), so that the same
+-- rewrite can be applied again when the original comes back.
+create table if not exists landing.rewritten_rows (
+    checksum_before varchar not null,
+    row_number bigint not null
+);
 create table if not exists landing.validations (
     load_id varchar not null,
     feed varchar not null,
@@ -97,6 +120,8 @@ PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "landing.files": (),
     "landing.erased_rows": (),
     "landing.removals": (),
+    "landing.rewrites": (),
+    "landing.rewritten_rows": (),
     "landing.validations": (),
 }
 

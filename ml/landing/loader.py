@@ -206,9 +206,13 @@ class Loader:
             yield batch
 
     def _landed_checksums(self) -> dict[str, list[str]]:
-        """Every checksum in the ledger with its files, first landed first."""
+        """Every checksum in the ledger with its files, first landed first: those landed, and
+        those files took when erasure rewrote them (landing.rewrites), so that a rewritten
+        file is never landed again."""
         rows = self.connection.execute(
-            "select checksum, file from landing.files order by landed_at"
+            "select checksum, file from (select checksum, file, landed_at from landing.files "
+            "union all select checksum_after, file, rewritten_at from landing.rewrites "
+            "where checksum_after is not null) order by landed_at"
         ).fetchall()
         landed: dict[str, list[str]] = {}
         for checksum, file in rows:

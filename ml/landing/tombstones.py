@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import duckdb
 
 from ml import secrets
+from ml.normalise import listed_provider_sql, mailbox_key_sql
 from ml.sql import quote_ident
 
 from .contracts import Feed
@@ -70,15 +71,30 @@ class Tombstones:
         )
 
     def erased_sql(self, feed: Feed) -> str:
-        """SQL that is true for a row whose erase_by value (normalised or as received) is
-        tombstoned."""
+        """SQL that is true for a row whose erase_by value (normalised or as received, or the
+        mailbox an email reaches) is tombstoned."""
         checks = [
-            f"coalesce({secrets.salted_hash_sql(quote_ident(name), self.salt)} "
+            f"coalesce({secrets.salted_hash_sql(value, self.salt)} "
             f"in (select identifier_hash from {TOMBSTONES}), false)"
-            for column in feed.erase_by
-            for name in dict.fromkeys((column.erase_column, column.name))
+            for _, value in erase_by_values(feed)
         ]
         return "(" + " or ".join(checks) + ")" if checks else "false"
+
+
+def erase_by_values(feed: Feed) -> list[tuple[str, str]]:
+    """(label, SQL) of every value of a landed row that tombstones are compared with: each
+    erase_by column normalised and as received, and, for an email or a reference, the mailbox
+    it reaches at a provider of `mailbox_providers` (so `camille.dumont+x@gmail.com` is
+    recognised by the tombstone of `camilledumont@gmail.com`)."""
+    values = []
+    for column in feed.erase_by:
+        for name in dict.fromkeys((column.erase_column, column.name)):
+            values.append((name, quote_ident(name)))
+        if column.format in ("email", "reference"):
+            normal = quote_ident(column.erase_column)
+            mailbox = f"case when {listed_provider_sql(normal)} then {mailbox_key_sql(normal)} end"
+            values.append((f"{column.erase_column} (mailbox)", mailbox))
+    return values
 
 
 def erased_sql(feed: Feed, tombstones: Tombstones | None) -> str:

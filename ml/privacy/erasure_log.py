@@ -1,9 +1,13 @@
 """What erasure did: the outcome of a run, and its record in the warehouse.
 
 Each request gets a row in `privacy.erasure_log` (when it was requested, processed and
-completed, its status, how many identifiers and rows it erased), its rows per table and export
-file in `privacy.erasure_removals`, and an entry in the audit log (ml/audit.py). None of them
-holds an identifier or a customer id: the log proves erasure without keeping who.
+completed, its status, how many identifiers and rows it erased), its rows per table, export
+file, hub snapshot copy and landing file in `privacy.erasure_removals`, one row per store
+searched in `privacy.erasure_stores` (the warehouse's tables, the export files, the hub's
+snapshots, the landing files; then, after the transaction, the warehouse file, the run
+artefacts and Dagster's run history: `record_store_searches`), and entries in the audit log
+(ml/audit.py: `erasure`, then `erasure_verified`). None of them holds an identifier or a
+customer id: the log proves erasure without keeping who.
 """
 
 from __future__ import annotations
@@ -37,7 +41,46 @@ create table if not exists privacy.erasure_removals (
     table_name varchar not null,
     rows_removed bigint not null
 );
+create table if not exists privacy.erasure_stores (
+    erasure_request_id varchar not null,
+    store varchar not null,
+    searched bigint not null,
+    searched_unit varchar not null,
+    removed bigint not null,
+    note varchar,
+    run_id varchar,
+    recorded_at timestamp not null
+);
 """
+
+# Every place personal data can live, in the order erasure goes through them (the report's
+# rows; docs/activation-and-privacy.md lists them).
+STORE_TABLES = "warehouse tables"
+STORE_EXPORTS = "export files"
+STORE_HUB = "hub snapshots"
+STORE_LANDING = "landing files"
+STORE_FILE = "warehouse file"
+STORE_DERIVED = "run artefacts"  # GX results and Data Docs, dbt target and logs, reports
+STORE_DAGSTER = "dagster run history"
+
+
+@dataclass(frozen=True)
+class StoreSearch:
+    """What erasure searched in one store and removed from it, per request."""
+
+    store: str
+    searched: int  # how many things were searched
+    unit: str  # what they are: tables, files, folders, runs
+    removed: dict[str, int] = field(default_factory=dict)  # request -> rows or files removed
+    note: str = ""
+
+    def describe(self, request_id: str) -> dict[str, Any]:
+        return {
+            "searched": self.searched,
+            "unit": self.unit,
+            "removed": self.removed.get(request_id, 0),
+            **({"note": self.note} if self.note else {}),
+        }
 
 
 @dataclass
@@ -65,6 +108,8 @@ class ErasureOutcome:
     rows_removed_by_table: dict[str, int] = field(default_factory=dict)
     export_files_amended: list[str] = field(default_factory=list)
     tombstones_added: int = 0
+    stores: list[StoreSearch] = field(default_factory=list)
+    landing_files_rewritten: int = 0  # this run, for these requests or earlier ones
 
     @property
     def rows_removed(self) -> int:
@@ -100,6 +145,8 @@ class ErasureOutcome:
             "rows_removed_by_table": dict(sorted(self.rows_removed_by_table.items())),
             "export_files_amended": list(self.export_files_amended),
             "tombstones_added": self.tombstones_added,
+            "landing_files_rewritten": self.landing_files_rewritten,
+            "stores_searched": {s.store: f"{s.searched} {s.unit}" for s in self.stores},
         }
 
 
@@ -149,6 +196,9 @@ def write_erasure_log(
     finally:
         connection.unregister("erasure_log_rows")
         connection.unregister("erasure_removal_rows")
+    _insert_store_rows(
+        connection, [r.request_id for r in outcome.requests], outcome.stores, outcome.run_id
+    )
     for request in outcome.requests:
         audit.record(
             connection,
@@ -163,5 +213,48 @@ def write_erasure_log(
                 "status": request.status,
                 "identifiers_erased": request.identifiers_erased,
                 "rows_removed_by_table": dict(sorted(request.rows_removed.items())),
+                "stores": {s.store: s.describe(request.request_id) for s in outcome.stores},
             },
+        )
+
+
+def record_store_searches(
+    connection: duckdb.DuckDBPyConnection,
+    request_ids: list[str],
+    stores: list[StoreSearch],
+    run_id: str,
+) -> None:
+    """The stores searched after erasure's transaction (the warehouse file once compacted, the
+    run artefacts, Dagster's run history): their rows in privacy.erasure_stores and one audit
+    row per request (`erasure_verified`)."""
+    if not request_ids or not stores:
+        return
+    connection.execute(ERASURE_LOG_DDL)
+    _insert_store_rows(connection, request_ids, stores, run_id)
+    for request_id in request_ids:
+        audit.record(
+            connection,
+            "erasure_verified",
+            request_id,
+            run_id=run_id,
+            rows=sum(s.removed.get(request_id, 0) for s in stores),
+            details={"stores": {s.store: s.describe(request_id) for s in stores}},
+        )
+
+
+def _insert_store_rows(
+    connection: duckdb.DuckDBPyConnection,
+    request_ids: list[str],
+    stores: list[StoreSearch],
+    run_id: str,
+) -> None:
+    rows = [
+        (r, s.store, s.searched, s.unit, s.removed.get(r, 0), s.note or None, run_id)
+        for r in request_ids
+        for s in stores
+    ]
+    if rows:
+        connection.executemany(
+            "insert into privacy.erasure_stores values (?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
+            rows,
         )

@@ -8,6 +8,9 @@ as it was apart from the dropped records (byte-order mark, line ends, quoting), 
 the same schema and codec. Then `manifest.json` gets each amended file's new rows, SHA-256 and
 size, the exported row count and an amendment entry; `activation.export_runs.status` of that
 export run becomes `amended`; and the audit log says which files changed.
+
+`amend_hub_snapshots` does the same to the copies of the export folders the audience hub keeps
+in its snapshots (ml/hub/snapshot.py), so no download served after erasure holds them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import pyarrow.parquet as pq
 from ml import audit
 from ml.activation.folders import AUDIENCE_CSV, AUDIENCE_PARQUET, FILE_NAMES, MANIFEST
 from ml.activation.runs import RUNS
+from ml.hub import snapshot as hub_snapshot
 from ml.privacy.export_matching import BY_CUSTOMER, ErasedPeople, rule_for
 from ml.warehouse import table_exists
 
@@ -46,6 +50,21 @@ class ExportAmendments:
     by_request: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     by_file: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # amended files, relative to the root
+    searched: int = 0  # export folders looked at
+
+    def note(self, folder: Path, changes: list[_FileChange], root: Path, label: str) -> set[str]:
+        """Count the folder's changed files under `<label>/<path>`; the requests they served."""
+        requests: set[str] = set()
+        for change in changes:
+            if not change.removed:
+                continue
+            relative = (folder / change.name).relative_to(root).as_posix()
+            self.by_file[f"{label}/{relative}"] = change.removed
+            self.files.append(relative)
+            requests |= set(change.by_request)
+            for request_id, rows in change.by_request.items():
+                self.by_request[request_id][f"{label}/{relative}"] = rows
+        return requests
 
 
 @dataclass
@@ -68,26 +87,50 @@ def amend_exports(
     """Remove the erased people from every export folder under `exports_root`."""
     amendments = ExportAmendments()
     for folder in export_folders(exports_root):
-        changes = [
-            _amend_file(folder / name, people)
-            for name in FILE_NAMES
-            if (folder / name).is_file() and not (folder / name).is_symlink()
-        ]
-        changed = [change for change in changes if change.removed]
-        if not changed:
-            continue
-        requests: set[str] = set()
-        for change in changed:
-            relative = (folder / change.name).relative_to(exports_root).as_posix()
-            label = f"exports/{relative}"
-            amendments.by_file[label] = change.removed
-            amendments.files.append(relative)
-            requests |= set(change.by_request)
-            for request_id, rows in change.by_request.items():
-                amendments.by_request[request_id][label] = rows
-        manifest = _rewrite_manifest(folder, changes, len(requests), at)
-        _flag_export_run(connection, folder, exports_root, manifest, changes, run_id, requests)
+        changes = _amend_folder(folder, people, amendments)
+        requests = amendments.note(folder, changes, exports_root, "exports")
+        if requests:
+            manifest = _rewrite_manifest(folder, changes, len(requests), at)
+            _flag_export_run(connection, folder, exports_root, manifest, changes, run_id, requests)
     return amendments
+
+
+def amend_hub_snapshots(
+    snapshots_root: Path, people: ErasedPeople, at: datetime
+) -> ExportAmendments:
+    """The audience hub keeps copies of the export folders in each snapshot it serves
+    (ml/hub/snapshot.py): they lose the erased people's rows the same way, their manifests
+    and files.json get the new facts, and each snapshot is read-only again afterwards. Files
+    are named `hub/<snapshot>/exports/<export>/<date>/<file>`."""
+    amendments = ExportAmendments()
+    for snapshot, exports in hub_snapshot.export_copies(snapshots_root):
+        with hub_snapshot.writable(snapshot):
+            changed: list[str] = []
+            for folder in export_folders(exports):
+                changes = _amend_folder(folder, people, amendments)
+                label = f"hub/{snapshot.name}/exports"
+                requests = amendments.note(folder, changes, exports, label)
+                if requests:
+                    _rewrite_manifest(folder, changes, len(requests), at)
+                    changed += [
+                        (folder / name).relative_to(exports).as_posix()
+                        for name in (*(c.name for c in changes if c.removed), MANIFEST)
+                    ]
+            if changed:
+                hub_snapshot.refresh_file_index(exports, changed)
+    return amendments
+
+
+def _amend_folder(
+    folder: Path, people: ErasedPeople, amendments: ExportAmendments
+) -> list[_FileChange]:
+    """Every export file of one folder without the erased people's rows."""
+    amendments.searched += 1
+    return [
+        _amend_file(folder / name, people)
+        for name in FILE_NAMES
+        if (folder / name).is_file() and not (folder / name).is_symlink()
+    ]
 
 
 def export_folders(exports_root: Path) -> list[Path]:

@@ -16,6 +16,7 @@ reconciliation still adds up.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
@@ -23,6 +24,7 @@ import duckdb
 from ml.landing.checks import duplicate_key_sql
 from ml.landing.contracts import Contracts, Feed
 from ml.landing.tombstones import IDENTIFIER_TOKEN_PATTERN, identifier_tokens
+from ml.normalise import listed_provider_sql, mailbox_key_sql
 from ml.privacy.personal_columns import PersonalTable
 from ml.privacy.subjects import IDENTIFIERS
 from ml.sql import quote_ident, quote_literal
@@ -31,10 +33,11 @@ QUARANTINE = "landing.quarantine"
 DUPLICATES = "landing.duplicates"
 
 SEARCHED = "erasure_searched_values"  # request_id, value: every identifier to look for
+MAILBOXES = "erasure_searched_mailboxes"  # request_id, value: the mailboxes among them
 ODD = "erasure_odd_values"  # the ones the word pattern cannot cut out whole
 DELETED_KEYS = "erasure_deleted_keys"  # feed, key, request_id of deleted feed rows
 FOUND = "erasure_rows_found"  # row_id, request_id of the table at hand
-_TEMPORARY_TABLES = (SEARCHED, ODD, DELETED_KEYS, FOUND)
+_TEMPORARY_TABLES = (SEARCHED, MAILBOXES, ODD, DELETED_KEYS, FOUND)
 
 
 def delete_rows_naming_erased(
@@ -42,42 +45,54 @@ def delete_rows_naming_erased(
     tables: list[PersonalTable],
     contracts: Contracts,
     removed_at: datetime,
+    searched: Searched,
 ) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """Delete every row naming an erased person; (request -> table -> rows, table -> rows)."""
+    """Delete every row naming an erased person (the values `prepare_search` set up);
+    (request -> table -> rows, table -> rows)."""
     feeds = {feed.qualified_table: feed for feed in contracts}
     per_request: dict[str, dict[str, int]] = defaultdict(dict)
     per_table: dict[str, int] = {}
-    try:
-        has_odd_values = _prepare_searched_values(connection)
-        # landed feed tables first: the keys of their deleted rows find the duplicates
-        ordered = sorted(
-            tables, key=lambda t: (t.qualified not in feeds, t.qualified == DUPLICATES)
-        )
-        for table in ordered:
-            found = _find_rows(connection, table, has_odd_values)
-            if not found:
-                continue
-            per_table[table.qualified] = found
-            for request_id, rows in connection.execute(
-                f"select request_id, count(*) from {FOUND} group by all"
-            ).fetchall():
-                per_request[request_id][table.qualified] = rows
-            _count_in_landing_ledger(connection, table, feeds.get(table.qualified), removed_at)
-            connection.execute(
-                f"delete from {table.sql} where rowid in (select row_id from {FOUND})"
-            )
-    finally:
-        for temporary in _TEMPORARY_TABLES:
-            connection.execute(f"drop table if exists temp.{temporary}")
+    # landed feed tables first: the keys of their deleted rows find the duplicates
+    ordered = sorted(tables, key=lambda t: (t.qualified not in feeds, t.qualified == DUPLICATES))
+    for table in ordered:
+        found = _find_rows(connection, table, searched)
+        if not found:
+            continue
+        per_table[table.qualified] = found
+        for request_id, rows in connection.execute(
+            f"select request_id, count(*) from {FOUND} group by all"
+        ).fetchall():
+            per_request[request_id][table.qualified] = rows
+        _count_in_landing_ledger(connection, table, feeds.get(table.qualified), removed_at)
+        connection.execute(f"delete from {table.sql} where rowid in (select row_id from {FOUND})")
     return per_request, per_table
 
 
-def _prepare_searched_values(connection: duckdb.DuckDBPyConnection) -> bool:
-    """The values to look for, those the word pattern cannot cut out whole, and an empty list
-    of deleted keys; whether there are any of the odd ones."""
+def drop_search(connection: duckdb.DuckDBPyConnection) -> None:
+    """Drop the temporary tables of the search (`prepare_search`)."""
+    for temporary in _TEMPORARY_TABLES:
+        connection.execute(f"drop table if exists temp.{temporary}")
+
+
+@dataclass(frozen=True)
+class Searched:
+    """Which kinds of search the erased values need."""
+
+    odd_values: bool  # some the word pattern cannot cut out whole
+    mailboxes: bool  # some are mailboxes (ml/normalise.py `mailbox_key`)
+
+
+def prepare_search(connection: duckdb.DuckDBPyConnection) -> Searched:
+    """The values to look for (from the identifiers ml/privacy/subjects.py collected), the
+    mailboxes among them, those the word pattern cannot cut out whole, and an empty list of
+    deleted keys, in temporary tables that stay until `drop_search`."""
     connection.execute(
         f"create or replace temp table {SEARCHED} as "
         f"select distinct request_id, value from {IDENTIFIERS}"
+    )
+    connection.execute(
+        f"create or replace temp table {MAILBOXES} as "
+        f"select distinct request_id, value from {IDENTIFIERS} where kind = 'mailbox'"
     )
     values = [v for (v,) in connection.execute(f"select distinct value from {SEARCHED}").fetchall()]
     odd = [value for value in values if identifier_tokens(value) != {value}]
@@ -90,44 +105,65 @@ def _prepare_searched_values(connection: duckdb.DuckDBPyConnection) -> bool:
         f"create or replace temp table {DELETED_KEYS} "
         "(feed varchar, key varchar, request_id varchar)"
     )
-    return bool(odd)
+    (mailboxes,) = connection.execute(f"select count(*) from {MAILBOXES}").fetchone()
+    return Searched(bool(odd), bool(mailboxes))
 
 
 def _find_rows(
-    connection: duckdb.DuckDBPyConnection, table: PersonalTable, has_odd_values: bool
+    connection: duckdb.DuckDBPyConnection, table: PersonalTable, searched: Searched
 ) -> int:
     """The table's rows that name an erased person into FOUND (row_id, request_id); how many."""
     connection.execute(
         f"create or replace temp table {FOUND} as "
         "select row_id, min(request_id) as request_id from ("
-        + _rows_naming_erased_sql(table, has_odd_values)
+        + rows_naming_erased_sql(table.sql, table.columns, searched)
+        + _duplicates_of_deleted_keys_sql(table)
         + ") group by row_id"
     )
     return connection.execute(f"select count(*) from {FOUND}").fetchall()[0][0]
 
 
-def _rows_naming_erased_sql(table: PersonalTable, has_odd_values: bool) -> str:
-    """SQL for (row_id, request_id) of every row of the table that names an erased person."""
-    columns = ", ".join(f"cast(source.{quote_ident(c)} as varchar)" for c in table.columns)
-    text = f"lower(concat_ws(' ', {columns}))"
+def rows_naming_erased_sql(table: str, columns: tuple[str, ...], searched: Searched) -> str:
+    """SQL for (row_id, request_id) of every row of `table` (a table's SQL name, the rowid is
+    the row's id) whose `columns` name an erased person: a word that is one of their
+    identifiers, or an address that reaches their mailbox. ml/privacy/raw_files.py applies it
+    to the records of landing files too."""
+    cast = ", ".join(f"cast(source.{quote_ident(c)} as varchar)" for c in columns)
+    text = f"lower(concat_ws(' ', {cast}))"
     words = f"regexp_extract_all({text}, {quote_literal(IDENTIFIER_TOKEN_PATTERN)})"
+    words_sql = (
+        f"(select row_id, rtrim(word, '.') as word from (select source.rowid as row_id, "
+        f"unnest({words}) as word from {table} as source))"
+    )
     parts = [
-        "select words.row_id, erased.request_id from ("
-        f"select source.rowid as row_id, unnest({words}) as word from {table.sql} as source"
-        f") as words inner join {SEARCHED} as erased on rtrim(words.word, '.') = erased.value"
+        f"select words.row_id, erased.request_id from {words_sql} as words "
+        f"inner join {SEARCHED} as erased on words.word = erased.value"
     ]
-    if has_odd_values:
+    if searched.mailboxes:
         parts.append(
-            f"select source.rowid as row_id, erased.request_id from {table.sql} as source "
+            f"select words.row_id, erased.request_id from {words_sql} as words "
+            f"inner join {MAILBOXES} as erased on {mailbox_key_sql('words.word')} = erased.value "
+            f"where contains(words.word, '@') and {listed_provider_sql('words.word')}"
+        )
+    if searched.odd_values:
+        parts.append(
+            f"select source.rowid as row_id, erased.request_id from {table} as source "
             f"inner join {ODD} as erased on contains({text}, erased.value)"
         )
-    if table.qualified == DUPLICATES:
-        parts.append(
-            f"select source.rowid as row_id, erased.request_id from {DUPLICATES} as source "
-            f"inner join {DELETED_KEYS} as erased on source.feed = erased.feed "
-            "and regexp_replace(source.key, '\\s', '', 'g') = erased.key"
-        )
     return "\nunion all\n".join(parts)
+
+
+def _duplicates_of_deleted_keys_sql(table: PersonalTable) -> str:
+    """For landing.duplicates: SQL (after a union) of the rows whose key is the key of a feed
+    row deleted already."""
+    if table.qualified != DUPLICATES:
+        return ""
+    return (
+        "\nunion all\n"
+        f"select source.rowid as row_id, erased.request_id from {DUPLICATES} as source "
+        f"inner join {DELETED_KEYS} as erased on source.feed = erased.feed "
+        "and regexp_replace(source.key, '\\s', '', 'g') = erased.key"
+    )
 
 
 def _count_in_landing_ledger(

@@ -1,10 +1,11 @@
 """Tombstones: erased people stay erased.
 
 `add_tombstones` keeps the salted hash (ml/secrets.py) of each identifier that names one erased
-person, in `privacy.tombstones`: crm id, email, loyalty id, user id, cookie, and the request's
-subject. The loader drops any later or replayed row whose `erase_by` value hashes to one of them
-(ml/landing/tombstones.py). Phones and devices never get a tombstone: they are shared or recycled,
-and a tombstone on them would drop a stranger's rows.
+person, in `privacy.tombstones`: crm id, email, mailbox, loyalty id, user id, cookie, and the
+request's subject. The loader drops any later or replayed row whose `erase_by` value hashes to
+one of them, or whose email reaches a tombstoned mailbox (ml/landing/tombstones.py). Phones and
+devices never get a tombstone: they are shared or recycled, and a tombstone on them would drop
+a stranger's rows.
 
 `traces_left` is the check the erasure asset runs: rows that still carry a tombstoned
 identifier anywhere erasure can look by hash.
@@ -12,6 +13,7 @@ identifier anywhere erasure can look by hash.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
@@ -20,7 +22,8 @@ import pandas as pd
 from ml import secrets
 from ml.landing import contracts as contracts_module
 from ml.landing.contracts import Contracts
-from ml.landing.tombstones import IDENTIFIER_TOKEN_PATTERN
+from ml.landing.tombstones import IDENTIFIER_TOKEN_PATTERN, erase_by_values, identifier_tokens
+from ml.normalise import mailbox_key
 from ml.privacy.subjects import IDENTIFIERS
 from ml.sql import quote_ident, quote_literal
 from ml.warehouse import table_exists
@@ -34,8 +37,17 @@ create table if not exists privacy.tombstones (
 );
 """
 
-# Identifier kinds whose salted hash becomes a tombstone: each names one person's rows.
-TOMBSTONE_KINDS = ("crm_id", "email", "loyalty_id", "user_id", "anonymous_id", "subject")
+# Identifier kinds whose salted hash becomes a tombstone: each names one person's rows. The
+# mailbox (ml/normalise.py `mailbox_key`) catches a spelling of their address never seen yet.
+TOMBSTONE_KINDS = (
+    "crm_id",
+    "email",
+    "mailbox",
+    "loyalty_id",
+    "user_id",
+    "anonymous_id",
+    "subject",
+)
 
 
 def add_tombstones(connection: duckdb.DuckDBPyConnection, salt: str, at: datetime) -> int:
@@ -90,16 +102,15 @@ def _trace_checks(
         if not feed.erase_by or not table_exists(connection, feed.name, feed.table):
             continue
         table = f"{quote_ident(feed.name)}.{quote_ident(feed.table)}"
-        for column in feed.erase_by:
-            for name in dict.fromkeys((column.erase_column, column.name)):
-                hashed = secrets.salted_hash_sql(quote_ident(name), salt)
-                checks.append(
-                    (
-                        feed.qualified_table,
-                        name,
-                        f"select count(*) from {table} where {hashed} in {tombstoned}",
-                    )
+        for name, value in erase_by_values(feed):
+            hashed = secrets.salted_hash_sql(value, salt)
+            checks.append(
+                (
+                    feed.qualified_table,
+                    name,
+                    f"select count(*) from {table} where {hashed} in {tombstoned}",
                 )
+            )
     if table_exists(connection, "identity", "identifiers"):
         hashed = secrets.salted_hash_sql("id_value", salt)
         checks.append(
@@ -122,3 +133,38 @@ def _trace_checks(
             )
         )
     return checks
+
+
+@dataclass(frozen=True)
+class ErasedWords:
+    """Finds erased people in any text by their tombstones: a word of the text whose salted
+    hash is the tombstone of a request (so no identifier is kept in memory to look for)."""
+
+    owners: dict[str, str]  # tombstone -> the request that erased it
+    salt: str
+
+    @classmethod
+    def of_requests(
+        cls, connection: duckdb.DuckDBPyConnection, salt: str, request_ids: list[str]
+    ) -> ErasedWords:
+        """The tombstones the given requests added."""
+        owners = dict(
+            connection.execute(
+                "select identifier_hash, erasure_request_id from privacy.tombstones "
+                "where erasure_request_id in (select unnest(?::varchar[]))",
+                [request_ids],
+            ).fetchall()
+        )
+        return cls(owners, secrets.validated(salt))
+
+    def request_named(self, text: str | None) -> str | None:
+        """The request whose person the text names (an identifier, or an address that reaches
+        their mailbox), or None."""
+        for token in identifier_tokens(text):
+            for candidate in (token, mailbox_key(token) if "@" in token else None):
+                if (
+                    candidate
+                    and (hashed := secrets.salted_hash(candidate, self.salt)) in self.owners
+                ):
+                    return self.owners[hashed]
+        return None

@@ -16,6 +16,7 @@ from ml.synthetic.columns import DAY, epoch_day
 
 # stream ids
 PEOPLE, CRM, PRODUCTS, ORDERS, CONSENT, ERASURE, CLICKSTREAM, GHOSTS = range(1, 9)
+ACCOUNTS = 9
 
 DELTA_DAYS = 14  # CRM full export on end-14, then 14 daily deltas (also orders, consent)
 CLICKSTREAM_DAYS = 90

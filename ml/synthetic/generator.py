@@ -11,6 +11,7 @@ The ground truth, written under --truth and never read by the pipeline:
 * malformed.csv       feed, file, row_number, field, kind of every malformed row
 * persons.csv         the real people: names, birth date, e-mail, household, twin, erased
 * crm_records.csv     which person each crm id belongs to, and the duplicate variant
+* accounts.csv        which person owns each web shop account (user_id) and the emails it had
 * identifiers.csv     kind, value, person_id of every identifier seen in a valid row
 * manifest.json       arguments and totals per feed
 
@@ -24,13 +25,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ml.synthetic import clickstream, consent, crm, erasure, orders, products
+from ml.synthetic import accounts, clickstream, consent, crm, erasure, orders, products
 from ml.synthetic import truth as ground_truth
 from ml.synthetic.context import CLICKSTREAM_DAYS, DELTA_DAYS, Context
 from ml.synthetic.people import make_people
 from ml.synthetic.writers import Landing
 
-FEEDS = ("crm", "orders", "clickstream", "products", "consent", "erasure")
+FEEDS = ("crm", "orders", "clickstream", "accounts", "products", "consent", "erasure")
 MIN_CUSTOMERS = 100
 DEFAULT_END = date(2026, 11, 20)
 
@@ -65,7 +66,7 @@ def generate(
     out, truth = Path(out), Path(truth)
     ctx = Context(customers=customers, seed=seed, end=end_date)
     n_order_files = len(_months(ctx)) + 2 * DELTA_DAYS
-    steps = 2 + (DELTA_DAYS + 1) + 4 + n_order_files + (DELTA_DAYS + 1) + 2 + CLICKSTREAM_DAYS
+    steps = 2 + 2 * (DELTA_DAYS + 1) + 4 + n_order_files + (DELTA_DAYS + 1) + 2 + CLICKSTREAM_DAYS
     _clear(out)
     with tqdm(total=steps, desc="synthetic data", unit="step", disable=not progress) as bar:
         landing = Landing(out, bar)
@@ -77,6 +78,7 @@ def generate(
         order_data = orders.make_orders(ctx, people, records, catalogue, stores)
         consents = consent.make_consents(ctx, people, records)
         erased = erasure.choose_erased(ctx, people)
+        shop_accounts = accounts.make_accounts(ctx, people, records)
         bar.update(1)
 
         versions = crm.write(ctx, people, records, landing)
@@ -84,12 +86,13 @@ def generate(
         orders.write(ctx, order_data, records, catalogue, stores, landing)
         consent.write(ctx, consents, records, landing)
         erasure.write(ctx, erased, records, landing)
+        accounts.write(ctx, shop_accounts, landing)
         web, click = clickstream.write(ctx, people, order_data, consents, catalogue, landing)
 
         bar.set_postfix_str("ground truth")
         arguments = {"customers": customers, "seed": seed, "end_date": end_date.isoformat()}
         manifest = ground_truth.write(
-            truth, landing, people, records, versions, web, click, erased, arguments
+            truth, landing, people, records, versions, web, click, shop_accounts, erased, arguments
         )
         bar.update(1)
     return manifest

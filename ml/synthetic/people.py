@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ml.normalise import mailbox_key
 from ml.synthetic import phones, vocab
 from ml.synthetic.columns import DAY, digits, epoch_day, fixed, join, take
 from ml.synthetic.context import PEOPLE, Context
@@ -68,7 +69,12 @@ def draw_last_names(rng: np.random.Generator, country: np.ndarray) -> np.ndarray
 
 
 class EmailBook:
-    """Hands out e-mail addresses nobody else has (persons never share a mailbox here)."""
+    """Hands out e-mail addresses nobody else has (persons never share a mailbox here).
+
+    Addresses are told apart by the mailbox they reach (ml/normalise.py `mailbox_key`):
+    `camilledumont@gmail.com` is taken once `camille.dumont@gmail.com` is, as Gmail would
+    deliver both to one person.
+    """
 
     PATTERNS = (
         "{f}.{l}",
@@ -91,9 +97,9 @@ class EmailBook:
     def claim(self, local: str, domain: str, numbers: Iterator[int]) -> str:
         """local@domain, or with the next of `numbers` appended until the address is free."""
         address = f"{local}@{domain}"
-        while address in self.used:  # add digits until free, like mail providers suggest
+        while mailbox_key(address) in self.used:  # add digits until free, as providers suggest
             address = f"{local}{next(numbers)}@{domain}"
-        self.used.add(address)
+        self.used.add(mailbox_key(address))
         return address
 
     def make(
@@ -141,10 +147,11 @@ class EmailBook:
         used, out = self.used, []
         for a, b in zip(local, domains, strict=True):
             address = f"{a}@{b}"
-            if address in used:
+            mailbox = mailbox_key(address)
+            if mailbox in used:
                 address = self.claim(a, b, numbers)
             else:
-                used.add(address)
+                used.add(mailbox)
             out.append(address)
         return out
 

@@ -1,7 +1,7 @@
 """Ground truth: what the landing files contain and who is who. Never read by the pipeline.
 
 Files under --truth: expected_files.csv, malformed.csv, persons.csv, crm_records.csv,
-identifiers.csv and manifest.json (see generator.py for the meaning of each).
+accounts.csv, identifiers.csv and manifest.json (see generator.py for the meaning of each).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ml.synthetic import accounts as shop_accounts
 from ml.synthetic import columns as col
 from ml.synthetic import phones
+from ml.synthetic.accounts import Accounts
 from ml.synthetic.clickstream import ClickstreamTruth, Web
 from ml.synthetic.crm import VARIANTS, Records, Versions
 from ml.synthetic.people import FIRST_NAMES, LAST_NAMES, People
@@ -47,7 +49,12 @@ def person_ids(index: np.ndarray) -> pa.Array:
 
 
 def identifiers(
-    people: People, rec: Records, ver: Versions, web: Web, click: ClickstreamTruth
+    people: People,
+    rec: Records,
+    ver: Versions,
+    web: Web,
+    click: ClickstreamTruth,
+    accounts: Accounts,
 ) -> pd.DataFrame:
     """One row per (kind, value, person) for every identifier that appears in a valid row."""
     frames = []
@@ -81,6 +88,10 @@ def identifiers(
     add("phone_e164", phone_values, np.array(phone_persons))
     users = np.flatnonzero(click.user_used)
     add("user_id", col.ids("U", people.user_num[users], 8), users)
+    # the web shop's accounts: every account's id, and the emails it was registered with
+    account_users, account_emails, owners = shop_accounts.identifiers(accounts)
+    add("user_id", account_users, owners)
+    add("email", account_emails, owners)
     cookies = np.flatnonzero(click.cookie_used & (web.cookie_person >= 0))
     add(
         "anonymous_id",
@@ -249,6 +260,7 @@ def write(
     ver: Versions,
     web: Web,
     click: ClickstreamTruth,
+    accounts: Accounts,
     erased: np.ndarray,
     arguments: dict,
 ) -> dict:
@@ -263,7 +275,17 @@ def write(
         ("crm_id", "person_id", "variant"),
         [col.ids("C", rec.crm_num, 7), person_ids(rec.person), col.take(VARIANTS, rec.variant)],
     )
-    ids = identifiers(people, rec, ver, web, click)
+    write_csv(
+        truth / "accounts.csv",
+        ("user_id", "person_id", "email", "updated_at"),
+        [
+            col.ids("U", accounts.user_num, 8),
+            person_ids(accounts.person),
+            col.strings(accounts.email),
+            col.timestamps(accounts.updated, b"T", b"Z"),
+        ],
+    )
+    ids = identifiers(people, rec, ver, web, click, accounts)
     write_identifiers(truth, ids)
     manifest = make_manifest(arguments, people, rec, erased, feed_totals(files), click, ids)
     (truth / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

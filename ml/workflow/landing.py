@@ -1,12 +1,15 @@
-"""Step: land one feed's new files, purge its rows past retention, and reconcile every file."""
+"""Step: land one feed's new files, purge its rows past retention, and reconcile every file;
+in archive mode (`Settings.raw_files`), move the landed files to the archive."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pandas as pd
 
 from ml.landing import contracts
+from ml.landing.archive import archive_landed_files, expire_archive
 from ml.landing.checks import mask_reason
 from ml.landing.loader import FeedReport, Loader, reconciliation
 from ml.settings import Settings
@@ -25,6 +28,8 @@ class LandingStep:
     reconciliation: pd.DataFrame
     quarantine_examples: list[str]  # personal values masked: they go to logs and metadata
     rows_in_table: int
+    archived: list[str] = field(default_factory=list)  # files moved to the archive (archive mode)
+    archive_days_removed: list[str] = field(default_factory=list)  # expired day folders
 
     @property
     def files_not_reconciling(self) -> pd.DataFrame:
@@ -67,6 +72,14 @@ def land_feed(
         (rows_in_table,) = connection.execute(
             f"select count(*) from {quote_ident(feed.name)}.{quote_ident(feed.table)}"
         ).fetchone()
+        archived, expired = [], []
+        if settings.archive_days is not None:
+            # archive mode: the files the ledger has accounted for leave the landing folder
+            today = datetime.now(UTC).date()
+            archived = archive_landed_files(
+                connection, settings.landing, settings.landing_archive, feed, today
+            )
+            expired = expire_archive(settings.landing_archive, settings.archive_days, today)
         return LandingStep(
             feed=feed.name,
             report=report,
@@ -74,4 +87,6 @@ def land_feed(
             reconciliation=reconciliation(connection, feed),
             quarantine_examples=examples,
             rows_in_table=rows_in_table,
+            archived=archived,
+            archive_days_removed=expired,
         )

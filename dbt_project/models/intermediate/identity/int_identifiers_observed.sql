@@ -1,6 +1,11 @@
 -- Every identifier seen in every source record, one row per (record, identifier): the input of
 -- identity resolution (orchestration/defs/identity.py, ml/identity/graph.py). All identifiers
 -- of one record belong to the same person as far as that record says.
+--
+-- An email at a provider of `mailbox_providers` (ml/landing/feeds.yml) also gives its mailbox
+-- (`mailbox`: Gmail ignores dots, googlemail.com is gmail.com, documented +tags are dropped),
+-- so addresses that reach one mailbox link as one identifier while each spelling stays an
+-- email of its own (what erasure deletes and tombstones).
 with
 
 crm_customers as (
@@ -30,6 +35,12 @@ consent_events as (
 erasure_requests as (
 
     select * from {{ ref('stg_erasure__requests') }}
+
+),
+
+accounts as (
+
+    select * from {{ ref('stg_accounts__accounts') }}
 
 ),
 
@@ -63,6 +74,24 @@ order_identifiers as (
     from order_lines
     where customer_ref is not null
     group by all
+
+),
+
+-- A web shop account: its login id and the email it was registered with (or changed to).
+account_identifiers as (
+
+    select
+        'account:' || accounts.user_id as record_key,
+        'accounts' as source,
+        identifier.id_type,
+        identifier.id_value,
+        accounts.created_at as first_seen_at
+    from accounts
+    cross join lateral (
+        values
+        ('user_id', accounts.user_id),
+        ('email', accounts.email)
+    ) as identifier (id_type, id_value)
 
 ),
 
@@ -157,6 +186,21 @@ unioned as (
     select * from consent_identifiers
     union all
     select * from erasure_identifiers
+    union all
+    select * from account_identifiers
+
+),
+
+mailboxes as (
+
+    select
+        record_key,
+        source,
+        'mailbox' as id_type,
+        {{ mailbox_key('id_value') }} as id_value,
+        first_seen_at
+    from unioned
+    where id_type = 'email' and {{ is_listed_mailbox_provider('id_value') }}
 
 ),
 
@@ -168,7 +212,11 @@ final as (
         id_type,
         id_value,
         min(first_seen_at) as first_seen_at
-    from unioned
+    from (
+        select * from unioned
+        union all
+        select * from mailboxes
+    ) as observed
     where id_value is not null and trim(id_value) != ''
     group by all
 

@@ -7,7 +7,9 @@
 -- id>`, the record keys of int_identifiers_observed) comes first. A subject identity has not
 -- seen yet (landed after its last run) resolves through its typed identifier: the loader
 -- normalised it as it normalises every identifier identity reads (an email trimmed and
--- lower-cased, a crm id upper-cased), so it meets identity's value of the same type exactly.
+-- lower-cased, a crm id upper-cased), so it meets identity's value of the same type exactly;
+-- an email identity has not seen in that spelling meets the mailbox it reaches (macro
+-- `mailbox_key`: `camille.dumont@gmail.com` is the mailbox of `camilledumont@gmail.com`).
 -- A view, so a withdrawal or an erasure request counts as soon as it is landed.
 with
 
@@ -66,10 +68,13 @@ final as (
         subjects.source_event_id,
         subjects.subject_type,
         subjects.subject,
-        coalesce(records.customer_id, identifiers.customer_id) as customer_id,
+        coalesce(
+            records.customer_id, identifiers.customer_id, mailboxes.customer_id
+        ) as customer_id,
         case
             when records.customer_id is not null then 'identity_record'
             when identifiers.customer_id is not null then 'subject_identifier'
+            when mailboxes.customer_id is not null then 'subject_mailbox'
         end as resolved_through
     from subjects
     left join records
@@ -78,6 +83,11 @@ final as (
         on
             subjects.subject_type = identifiers.id_type
             and subjects.subject = identifiers.id_value
+    left join identifiers as mailboxes
+        on
+            subjects.subject_type = 'email'
+            and mailboxes.id_type = 'mailbox'
+            and {{ mailbox_key('subjects.subject') }} = mailboxes.id_value
 
 )
 
