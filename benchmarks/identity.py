@@ -1,7 +1,8 @@
 """`make bench-identity`: our matcher and Splink side by side, on identical inputs.
 
     .venv/bin/python -m benchmarks.identity [--datasets febrl1 febrl2 febrl3 febrl4 gen5000 gen200000]
-                                            [--no-splink] [--out data/reports/identity]
+                                            [--no-splink] [--splink-combined-address]
+                                            [--out data/reports/identity]
 
 For each dataset (`benchmarks.datasets`) it runs `ml.identity.matching.resolve_entities` with
 default settings and Splink with the setup of `benchmarks.splink_runner`, each in a process of
@@ -70,13 +71,13 @@ def _ours(name: str, curve: bool, queue: multiprocessing.Queue) -> None:
     queue.put(result)
 
 
-def _splink(name: str, queue: multiprocessing.Queue) -> None:
+def _splink(name: str, combined_address: bool, queue: multiprocessing.Queue) -> None:
     from benchmarks.splink_runner import run_splink
     from ml.identity.metrics import pairwise_metrics
 
     dataset = load(name)
     started = time.perf_counter()
-    labels = run_splink(dataset.records)
+    labels = run_splink(dataset.records, combined_address=combined_address)
     seconds = time.perf_counter() - started
     labels.index = dataset.truth.index
     queue.put(
@@ -147,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.identity", description=__doc__)
     parser.add_argument("--datasets", nargs="+", default=list(DEFAULT_DATASETS))
     parser.add_argument("--no-splink", action="store_true", help="our matcher only")
+    parser.add_argument(
+        "--splink-combined-address",
+        action="store_true",
+        help="Splink with street and postcode as one comparison (benchmarks/splink_runner.py)",
+    )
     parser.add_argument("--scale", type=int, help="time the matcher alone on genN (N customers)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "reports" / "identity")
     args = parser.parse_args(argv)
@@ -165,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         ours = in_process(_ours, name, not args.scale)
         runs = {"teal": ours}
         if not (args.no_splink or args.scale):
-            runs["splink"] = in_process(_splink, name)
+            runs["splink"] = in_process(_splink, name, args.splink_combined_address)
         for matcher, figures in runs.items():
             if "error" in figures:
                 print(f"{name:<12}{'':>9}  {matcher:<8}{figures['error']}", flush=True)
@@ -181,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             plot_curve(name, ours["curve"], default, args.out / f"pr_{name}.png")
         results[name] = runs
     summary = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "results": results}
-    (args.out / ("scale.json" if args.scale else "bench.json")).write_text(
+    name = "scale" if args.scale else "bench"
+    if args.splink_combined_address:
+        name += "_splink_combined_address"
+    (args.out / f"{name}.json").write_text(
         json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8"
     )
     print(f"wrote {args.out}", flush=True)
