@@ -468,9 +468,12 @@ def with_overrides(contracts: Contracts, document: dict, file: str) -> Contracts
             f"{file}: expected `feeds:` with, per feed, any of {', '.join(OVERRIDE_FIELDS)} "
             "(and, optionally, `identifier_patterns:`)"
         )
-    patterns, changed = local_rules.identifier_patterns(
-        contracts.identifier_patterns, document.get("identifier_patterns"), file
-    )
+    try:
+        patterns, changed = local_rules.identifier_patterns(
+            contracts.identifier_patterns, document.get("identifier_patterns"), file
+        )
+    except local_rules.RuleError as exc:
+        raise ContractError(str(exc)) from None
     merged = {}
     for name, feed in contracts.feeds.items():
         columns = tuple(
@@ -505,7 +508,10 @@ def _feed_with_overrides(feed: Feed, raw: object, file: str) -> Feed:
     for column, others in _aliases(feed.name, raw.get("aliases"), feed.columns, file).items():
         aliases[column] = tuple(dict.fromkeys(aliases.get(column, ()) + others))
     read = _read_options(feed.name, raw.get("read"), file, base=feed.read)
-    changed = local_rules.column_overrides(feed, raw.get("columns"), file)
+    try:
+        changed = local_rules.column_overrides(feed, raw.get("columns"), file)
+    except local_rules.RuleError as exc:
+        raise ContractError(str(exc)) from None
     columns = tuple(changed.get(c.name, c) for c in feed.columns)
     return replace(feed, formats=formats, aliases=aliases, read=read, columns=columns)
 

@@ -32,12 +32,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
-if TYPE_CHECKING:
-    from .contracts import Column, Feed
+# contracts.Column and contracts.Feed: contracts imports this module, never the other way round
+Column = Any
+Feed = Any
 
 try:  # Python 3.11+ (sre_parse is the deprecated name of the same module)
     import re._constants as _sre_constants
@@ -54,10 +55,12 @@ if hasattr(_sre_constants, "POSSESSIVE_REPEAT"):
     _REPEATS.add(_sre_constants.POSSESSIVE_REPEAT)
 
 
-def _error(message: str) -> Exception:
-    from .contracts import ContractError
+class RuleError(ValueError):
+    """A rule of the overrides file is wrong; contracts raises it as a ContractError."""
 
-    return ContractError(message)
+
+def _error(message: str) -> Exception:
+    return RuleError(message)
 
 
 # --------------------------------------------------------------------------- patterns
