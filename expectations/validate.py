@@ -24,10 +24,11 @@ runs the Checkpoint: GX stores the validation result under
 `expectations/gx/uncommitted/data_docs/local_site/`. Outlier fences are computed from the
 batch and passed as expectation parameters (see `expectations.suites`).
 
-GX applies one result format to a whole run, so the stored results and Data Docs keep up to
-five raw unexpected values per expectation, personal data included; they live under the
-git-ignored `uncommitted/` folder. The `BatchValidation` returned here (meant for Dagster
-metadata) masks values of `pii` columns instead.
+GX applies one result format to a whole run and keeps up to five unexpected values per
+expectation; for the expectations on personal-data columns (`pii` or `erase_by` in the
+contract, and what is derived from them) those values are masked to their shape in the stored
+result right after the run (`mask_stored_result`), so the stores and the Data Docs built from
+them hold none. The `BatchValidation` returned here (meant for Dagster metadata) masks them too.
 """
 
 from __future__ import annotations
@@ -262,7 +263,7 @@ def _pii_columns(feed: Feed) -> set[str]:
     """Columns whose values are personal data: `pii` contract columns and what is derived from them."""
     pii = set()
     for column in feed.columns:
-        if column.pii:
+        if column.pii or column.erase_by:  # an id that names whose row it is is personal too
             pii.add(column.name)
             pii.update(d for d in column.derived if not d.endswith("_type"))
     return pii
@@ -356,6 +357,49 @@ def _outcome(result: Any, pii: set[str]) -> ExpectationOutcome:
     )
 
 
+_VALUE_KEYS = (
+    "partial_unexpected_list",
+    "partial_unexpected_counts",
+    "unexpected_list",
+    "observed_value",
+    "details",
+)
+
+
+def mask_stored_result(path: Path, pii: set[str]) -> None:
+    """Mask, in the validation result GX stored (and Data Docs render), the values of
+    personal-data columns: GX keeps example values with one result format for the whole run,
+    so they are reduced to their shape here, as they are for Dagster's metadata."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    changed = False
+    for result in document.get("results", []):
+        kwargs = (result.get("expectation_config") or {}).get("kwargs") or {}
+        columns = set(kwargs.get("column_list") or []) | (
+            {kwargs["column"]} if "column" in kwargs else set()
+        )
+        details = result.get("result") or {}
+        if not columns & pii:
+            continue
+        for key in _VALUE_KEYS:
+            if key in details:
+                details[key] = _masked_deep(details[key], pii, whole=True)
+                changed = True
+    if changed:
+        path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+
+
+def _masked_deep(value: Any, pii: set[str], whole: bool) -> Any:
+    """Every text in `value` masked (a dict's values only under a personal column's key,
+    unless `whole`)."""
+    if isinstance(value, dict):
+        return {
+            k: _masked_deep(v, pii, whole or k in pii or k == "value") for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked_deep(v, pii, whole) for v in value]
+    return _mask(value) if whole and isinstance(value, str) else value
+
+
 def _current_checkpoint(
     context: FileDataContext, name: str, suite: gx.ExpectationSuite, batch_id: str | None
 ) -> gx.Checkpoint | None:
@@ -447,6 +491,8 @@ def validate_batch(
     outcomes = tuple(_outcome(r, pii) for r in ordered)
     result_file = Path(context.root_directory, "uncommitted", "validations", *key.to_tuple())
     result_path = result_file.with_name(result_file.name + ".json")
+    if result_path.exists():
+        mask_stored_result(result_path, pii)
     return BatchValidation(
         feed=feed.name,
         suite=name,

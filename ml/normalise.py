@@ -11,6 +11,10 @@ by identity matching and by activation alike:
   landing check: it validates the syntax first (about 80 microseconds a value), then returns
   the same normal form. Identity reads addresses landing has already checked, and compares an
   unchecked file's addresses in the same normal form without the cost of validating each.
+* mailbox: `mailbox_key`, the mailbox an address reaches (Gmail ignores dots, googlemail.com
+  is gmail.com, documented `+tags` are dropped; the providers are listed in feeds.yml under
+  `mailbox_providers`), and `mailbox_key_sql`, the same in DuckDB SQL. Identity, consent and
+  suppression compare addresses by it; exports keep each platform's own normalisation.
 * phone: E.164 (`normalise_phone`, validating, with the region for national notations);
   `phone_normal_form` is the same with "not a phone number" as None instead of an error, and a
   value already in E.164 passes as it is.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -124,6 +129,125 @@ def phone_normal_form(value: str, region: str | None = None) -> str | None:
         return normalise_phone(text, region)
     except InvalidValue:
         return None
+
+
+@dataclass(frozen=True)
+class MailboxRule:
+    """How one provider's domain reaches its mailboxes (`mailbox_providers` in feeds.yml)."""
+
+    domain: str  # the domain written in the mailbox key (googlemail.com -> gmail.com)
+    dots_ignored: bool = False  # j.o.h.n@ reaches john@
+    plus_tags: bool = False  # john+shop@ reaches john@
+
+
+def parse_mailbox_providers(raw: object, where: str = "feeds.yml") -> dict[str, MailboxRule]:
+    """The `mailbox_providers` mapping of feeds.yml, checked: domain -> MailboxRule.
+
+    Each entry is `<domain>: {dots_ignored: bool, plus_tags: bool, same_as: <domain>}` (all
+    optional); `same_as` names another listed domain whose mailboxes this one reaches, and
+    takes that domain's rule. ValueError names the domain and the key.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: mailbox_providers is a mapping of domain -> rule")
+    rules: dict[str, MailboxRule] = {}
+    aliases: dict[str, str] = {}
+    for domain, rule in raw.items():
+        name = str(domain).strip().lower()
+        if "@" in name or "." not in name or name != str(domain):
+            raise ValueError(f"{where}: mailbox_providers: {domain!r} is not a lower-case domain")
+        rule = rule or {}
+        if not isinstance(rule, dict) or set(rule) - {"dots_ignored", "plus_tags", "same_as"}:
+            raise ValueError(
+                f"{where}: mailbox_providers: {name}: write the rule as a mapping of "
+                "dots_ignored, plus_tags (true or false) or same_as (another listed domain)"
+            )
+        for key in ("dots_ignored", "plus_tags"):
+            if not isinstance(rule.get(key, False), bool):
+                raise ValueError(f"{where}: mailbox_providers: {name}: {key} is true or false")
+        if "same_as" in rule:
+            if set(rule) != {"same_as"}:
+                raise ValueError(
+                    f"{where}: mailbox_providers: {name}: same_as takes the other domain's "
+                    "rule, so it stands alone"
+                )
+            aliases[name] = str(rule["same_as"])
+        else:
+            rules[name] = MailboxRule(
+                name, rule.get("dots_ignored", False), rule.get("plus_tags", False)
+            )
+    for name, target in aliases.items():
+        if target not in rules:
+            raise ValueError(
+                f"{where}: mailbox_providers: {name}: same_as {target!r} is not a listed "
+                "domain with a rule of its own"
+            )
+        rules[name] = rules[target]
+    return dict(sorted(rules.items()))
+
+
+@cache
+def mailbox_providers() -> dict[str, MailboxRule]:
+    """The providers whose addresses reach one mailbox written several ways, from
+    `mailbox_providers` in ml/landing/feeds.yml (read by path, as `identifier_pattern` is)."""
+    with open(FEEDS_FILE, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle) or {}
+    return parse_mailbox_providers(document.get("mailbox_providers"), str(FEEDS_FILE))
+
+
+def mailbox_key(value: str) -> str | None:
+    """The mailbox an address reaches: its normal form (`email_normal_form`) with the
+    provider's own rules applied, for the providers listed in feeds.yml: Gmail ignores dots,
+    googlemail.com is gmail.com, and `+tags` are dropped where the provider documents them.
+    Identity links, consent and suppression compare addresses by this key; exports hash each
+    platform's own normal form instead (ml/activation/hashing.py). Any other address is its
+    own key, and so is one whose local part would be left empty. None when empty.
+
+    >>> mailbox_key(" Camille.Dumont+shop@GoogleMail.com"), mailbox_key("a.b+c@example.org")
+    ('camilledumont@gmail.com', 'a.b+c@example.org')
+    """
+    email = email_normal_form(value)
+    if email is None or "@" not in email:
+        return email
+    local, _, domain = email.rpartition("@")
+    rule = mailbox_providers().get(domain)
+    if rule is None:
+        return email
+    kept = local.split("+", 1)[0] if rule.plus_tags else local
+    if rule.dots_ignored:
+        kept = kept.replace(".", "")
+    return f"{kept}@{rule.domain}" if kept else email
+
+
+def mailbox_key_sql(email: str) -> str:
+    """DuckDB SQL of `mailbox_key` over an expression that already holds an address's normal
+    form (a landed `_normalised` column, identity's email values). The same rules, written
+    out per domain from the same list: tests/test_normalise.py checks the two agree.
+    """
+    domain = f"regexp_extract({email}, '@([^@]*)$', 1)"
+    local = f"regexp_extract({email}, '^(.*)@[^@]*$', 1)"
+    cases = []
+    for name, rule in mailbox_providers().items():
+        kept = f"split_part({local}, '+', 1)" if rule.plus_tags else local
+        if rule.dots_ignored:
+            kept = f"replace({kept}, '.', '')"
+        cases.append(
+            f"when '{name}' then coalesce(nullif({kept}, '') || '@{rule.domain}', {email})"
+        )
+    if not cases:
+        return f"({email})"
+    lines = [f"(case {domain}", *(f"    {case}" for case in cases), f"    else {email} end)"]
+    return "\n".join(lines)
+
+
+def listed_provider_sql(email: str) -> str:
+    """DuckDB SQL that is true when the address (in its normal form) is at a domain of
+    `mailbox_providers`: the addresses whose mailbox key may differ from how they are written."""
+    domains = ", ".join(f"'{name}'" for name in mailbox_providers())
+    if not domains:
+        return "false"
+    return f"coalesce(regexp_extract({email}, '@([^@]*)$', 1) in ({domains}), false)"
 
 
 REFERENCE_KINDS = ("email", "crm_id", "loyalty_id")

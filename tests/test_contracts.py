@@ -13,6 +13,7 @@ def test_every_feed_lands_in_its_own_schema_with_lineage():
         "crm.customers",
         "orders.order_lines",
         "clickstream.events",
+        "accounts.accounts",
         "products.items",
         "consent.events",
         "erasure.requests",
@@ -21,6 +22,9 @@ def test_every_feed_lands_in_its_own_schema_with_lineage():
     assert crm.derived_columns == ("email_normalised", "phone_e164")
     assert crm.landed_columns[-4:] == ("_source_file", "_row_number", "_load_id", "_loaded_at")
     assert loaded["orders"].derived_columns == ("customer_ref_normalised", "customer_ref_type")
+    accounts = loaded["accounts"]
+    assert (accounts.key, accounts.key_scope) == (("user_id", "updated_at"), "feed")
+    assert [c.name for c in accounts.erase_by] == ["user_id", "email"]
 
 
 def test_generated_dbt_sources_macro_and_docs_are_in_sync():
@@ -35,6 +39,9 @@ def test_the_contracts_page_documents_every_feed_and_column():
         assert f"## `{feed.name}` → `{feed.qualified_table}`" in page
         for column in feed.columns:
             assert f"| `{column.name}` | {column.type} |" in page
+    # the mail providers whose addresses reach one mailbox, from the same file
+    assert "| `googlemail.com` | `gmail.com` | yes | yes |" in page
+    assert "| `outlook.com` | `outlook.com` | no | yes |" in page
 
 
 def _document():

@@ -726,7 +726,7 @@ def test_erasure_removes_the_person_everywhere_and_keeps_the_other(warehouse: Pa
             for store, searched, unit in (
                 ("warehouse tables", 24, "tables"),
                 ("export files", 1, "export folders"),
-                ("hub snapshots", 1, "snapshot export folders"),
+                ("hub snapshots", 1, "snapshot export folders and tables"),
                 ("landing files", 7, "files"),
             )
             for removed in [removed_by_store[store]]

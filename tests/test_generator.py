@@ -421,6 +421,11 @@ REQUIRED_MALFORMED = {
         ("", "wrong_column_count"),
     },
     "erasure": {("requested_at", "bad_timestamp"), ("subject", "bad_reference")},
+    "accounts": {
+        ("email", "bad_email"),
+        ("user_id", "missing_required"),
+        ("created_at", "bad_timestamp"),
+    },
 }
 
 
@@ -729,3 +734,32 @@ def test_every_phone_block_is_valid() -> None:
                 ) == phones.e164(plan, nsn)
     with pytest.raises(InvalidValue):
         normalise_phone("07700 900123", "GB")
+
+
+def test_every_account_belongs_to_one_person_and_reaches_one_of_their_mailboxes(
+    truth: Path,
+) -> None:
+    """accounts.csv says whose each web account is; its email, however written (Gmail without
+    its dots, a +tag, googlemail.com), reaches a mailbox of that person's own addresses, and
+    no two people share a mailbox."""
+    from ml.normalise import mailbox_key
+
+    accounts = read_csv(truth / "accounts.csv")
+    owners = defaultdict(set)
+    for row in accounts:
+        owners[row["user_id"]].add(row["person_id"])
+    assert accounts and all(len(people) == 1 for people in owners.values())
+    mailboxes = defaultdict(set)
+    for row in read_csv(truth / "identifiers.csv"):
+        if row["kind"] == "email":
+            mailboxes[row["person_id"]].add(mailbox_key(row["value"]))
+    for row in accounts:
+        assert mailbox_key(row["email"]) in mailboxes[row["person_id"]], row
+    people_per_mailbox = defaultdict(set)
+    for person, boxes in mailboxes.items():
+        for box in boxes:
+            people_per_mailbox[box].add(person)
+    assert max(len(people) for people in people_per_mailbox.values()) == 1
+    # the mess: some accounts are written as another spelling of the same mailbox
+    spellings = [r for r in accounts if mailbox_key(r["email"]) != r["email"].lower()]
+    assert len(spellings) >= 50

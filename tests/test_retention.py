@@ -273,6 +273,7 @@ def test_the_contract_declares_retention_and_erase_by_columns():
         ],
         "orders": [("customer_ref", "customer_ref_normalised")],
         "clickstream": [("anonymous_id", "anonymous_id"), ("user_id", "user_id")],
+        "accounts": [("user_id", "user_id"), ("email", "email_normalised")],
         "products": [],
         "consent": [("subject", "subject_normalised")],
         "erasure": [("subject", "subject_normalised")],

@@ -8,6 +8,11 @@ erasure request arrive for each of four tricky subjects: her email in another ca
 spaces, her second email, her second crm id, and a crm id nobody has. The live consent and
 suppression views, the erasure facts and the Python erasure must all give the same answer:
 Ann's customer for the first three, nobody for the last.
+
+Her Gmail mailbox is written several ways, each reaching her (Gmail ignores dots and +tags,
+googlemail.com is gmail.com): a grant under one spelling and a later withdrawal under
+another leave her withdrawn, a withdrawal and a later grant leave her granted, and an erasure
+request under yet another spelling erases her.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ CONSENT_BEFORE = [
     "CE100000001,C1000001,email_marketing,granted,2026-10-01T09:00:00Z,signup_form",
     "CE100000002,bob.stone@outlook.com,email_marketing,granted,2026-10-01T09:05:00Z,checkout",
     "CE100000003,ann.work@office.co.uk,data_sale,granted,2026-10-02T09:00:00Z,preference_centre",
+    "CE100000004,annlee+news@googlemail.com,ads_personalization,granted,2026-10-03T09:00:00Z,signup_form",
+    "CE100000005,Ann.Lee+shop@gmail.com,analytics,withdrawn,2026-10-04T09:00:00Z,cookie_banner",
 ]
 # landed after the identity run: these resolve through their typed identifier
 CONSENT_LATE = [
@@ -53,6 +60,9 @@ CONSENT_LATE = [
     "CE100000012,ann.work@office.co.uk,data_sale,withdrawn,2026-11-20T08:05:00Z,preference_centre",
     "CE100000013,C1000002,email_marketing,withdrawn,2026-11-20T08:10:00Z,customer_service",
     "CE100000014,C1999999,all_marketing,withdrawn,2026-11-20T08:15:00Z,preference_centre",
+    # her mailbox in spellings identity has never seen: they resolve through the mailbox
+    "CE100000015,a.n.n.lee@gmail.com,ads_personalization,withdrawn,2026-11-20T08:20:00Z,preference_centre",
+    "CE100000016,annlee@googlemail.com,analytics,granted,2026-11-20T08:25:00Z,cookie_banner",
 ]
 ERASURE_LATE = [
     "request_id,subject,requested_at",
@@ -60,6 +70,7 @@ ERASURE_LATE = [
     "ER1000002,ann.work@office.co.uk,2026-11-20T09:05:00Z",
     "ER1000003,C1000002,2026-11-20T09:10:00Z",
     "ER1000004,C1999999,2026-11-20T09:15:00Z",
+    "ER1000005,annlee+bye@googlemail.com,2026-11-20T09:20:00Z",
 ]
 ANN_IDENTIFIERS = [
     "C1000001",
@@ -68,6 +79,9 @@ ANN_IDENTIFIERS = [
     "ann.work@office.co.uk",
     "L10000001",
     "+442079460222",
+    "annlee",
+    "ann.lee+shop@gmail.com",
+    "a.n.n.lee@gmail.com",
 ]
 BOB_IDENTIFIERS = ["C1000003", "bob.stone@outlook.com", "+442079460333"]
 
@@ -135,14 +149,19 @@ def test_the_subject_view_resolves_every_event_and_request(warehouse, customers)
         ("consent:CE100000001", "crm_id", "C1000001", ann, "identity_record"),
         ("consent:CE100000002", "email", "bob.stone@outlook.com", bob, "identity_record"),
         ("consent:CE100000003", "email", "ann.work@office.co.uk", ann, "identity_record"),
+        ("consent:CE100000004", "email", "annlee+news@googlemail.com", ann, "identity_record"),
+        ("consent:CE100000005", "email", "ann.lee+shop@gmail.com", ann, "identity_record"),
         ("consent:CE100000011", "email", "ann.lee@gmail.com", ann, "subject_identifier"),
         ("consent:CE100000012", "email", "ann.work@office.co.uk", ann, "subject_identifier"),
         ("consent:CE100000013", "crm_id", "C1000002", ann, "subject_identifier"),
         ("consent:CE100000014", "crm_id", "C1999999", None, None),
+        ("consent:CE100000015", "email", "a.n.n.lee@gmail.com", ann, "subject_mailbox"),
+        ("consent:CE100000016", "email", "annlee@googlemail.com", ann, "subject_mailbox"),
         ("erasure:ER1000001", "email", "ann.lee@gmail.com", ann, "subject_identifier"),
         ("erasure:ER1000002", "email", "ann.work@office.co.uk", ann, "subject_identifier"),
         ("erasure:ER1000003", "crm_id", "C1000002", ann, "subject_identifier"),
         ("erasure:ER1000004", "crm_id", "C1999999", None, None),
+        ("erasure:ER1000005", "email", "annlee+bye@googlemail.com", ann, "subject_mailbox"),
     ]
 
 
@@ -169,14 +188,22 @@ def test_consent_suppression_and_erasure_facts_agree(warehouse, customers):
         ("CE100000001", ann),
         ("CE100000002", bob),
         ("CE100000003", ann),
+        ("CE100000004", ann),
+        ("CE100000005", ann),
         ("CE100000011", ann),
         ("CE100000012", ann),
         ("CE100000013", ann),
         ("CE100000014", None),
+        ("CE100000015", ann),
+        ("CE100000016", ann),
     ]
     # her withdrawals under three different subjects all count for her one customer
     assert states == [
+        # granted under one spelling of her mailbox, withdrawn later under another
+        (ann, "ads_personalization", "withdrawn", "CE100000015"),
         (ann, "all_marketing", "withdrawn", "CE100000011"),
+        # withdrawn under one spelling, granted later under another
+        (ann, "analytics", "granted", "CE100000016"),
         (ann, "data_sale", "withdrawn", "CE100000012"),
         (ann, "email_marketing", "withdrawn", "CE100000013"),
         (bob, "email_marketing", "granted", "CE100000002"),
@@ -191,6 +218,7 @@ def test_consent_suppression_and_erasure_facts_agree(warehouse, customers):
         ("ER1000002", ann),
         ("ER1000003", ann),
         ("ER1000004", None),
+        ("ER1000005", ann),
     ]
 
 
@@ -210,7 +238,12 @@ def test_erasure_resolves_the_same_customers_and_erases_only_them(warehouse, cus
         ).fetchall()
         connection.execute("rollback")
         subjects.drop_temporary_tables(connection)
-        assert resolved == [("ER1000001", ann), ("ER1000002", ann), ("ER1000003", ann)]
+        assert resolved == [
+            ("ER1000001", ann),
+            ("ER1000002", ann),
+            ("ER1000003", ann),
+            ("ER1000005", ann),
+        ]
 
         bob_before = rows_naming(connection, BOB_IDENTIFIERS + [bob])
         outcome = process_erasure_requests(
@@ -226,6 +259,7 @@ def test_erasure_resolves_the_same_customers_and_erases_only_them(warehouse, cus
             ("ER1000003", "erased", 1),
             # nobody resolves to C1999999: only the rows that carry it go
             ("ER1000004", "erased", 0),
+            ("ER1000005", "erased", 1),
         ]
         assert outcome.requests[3].rows_removed == {"consent.events": 1, "erasure.requests": 1}
         assert rows_naming(connection, ANN_IDENTIFIERS + [ann, "C1999999"]) == {}
@@ -241,6 +275,7 @@ def test_erasure_resolves_the_same_customers_and_erases_only_them(warehouse, cus
         ).fetchall() == [
             ("crm_id", "C1000003", bob),
             ("email", "bob.stone@outlook.com", bob),
+            ("mailbox", "bob.stone@outlook.com", bob),  # outlook.com: +tags only
             ("phone", "+442079460333", bob),
         ]
         # the live suppression view has nobody left to suppress
@@ -259,6 +294,11 @@ def test_erasure_resolves_the_same_customers_and_erases_only_them(warehouse, cus
                 "ann.work@office.co.uk",
                 "L10000001",
                 "C1999999",
+                # her mailbox, the spellings identity saw, and the last request's subject
+                "annlee@gmail.com",
+                "annlee+news@googlemail.com",
+                "ann.lee+shop@gmail.com",
+                "annlee+bye@googlemail.com",
             )
         )
         assert traces_left(connection, TEST_SALT).empty

@@ -542,6 +542,20 @@ def writable(snapshot: Path) -> Iterator[None]:
         _make_read_only(snapshot)
 
 
+def tables_with_customers(snapshot: Path) -> list[Path]:
+    """The snapshot's tables that have a `customer_id` column."""
+    import pyarrow.parquet as pq
+
+    folder = snapshot / TABLES_DIR
+    if not folder.is_dir():
+        return []
+    return [
+        path
+        for path in sorted(folder.glob("*.parquet"))
+        if "customer_id" in pq.read_schema(path).names
+    ]
+
+
 def refresh_file_index(exports: Path, changed: Iterable[str]) -> None:
     """files.json with the new SHA-256 and size of the copies erasure changed (paths
     relative to the snapshot's exports folder)."""

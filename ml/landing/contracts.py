@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from ml.normalise import listed_provider_sql, mailbox_key_sql, mailbox_providers
 from ml.yamlfile import read_yaml
 
 from . import overrides as local_rules
@@ -643,6 +644,35 @@ def render_timezone_macro(contracts: Contracts) -> str:
 
 
 TIMEZONE_MACRO = REPO_ROOT / "dbt_project" / "macros" / "feed_timezone.sql"
+MAILBOX_MACROS = {
+    "mailbox_key": (
+        "The mailbox an address in its normal form reaches.",
+        lambda: mailbox_key_sql("{{ email }}"),
+    ),
+    "is_listed_mailbox_provider": (
+        "True for an address in its normal form at a domain of mailbox_providers.",
+        lambda: listed_provider_sql("{{ email }}"),
+    ),
+}
+
+
+def mailbox_macro_path(name: str) -> Path:
+    return REPO_ROOT / "dbt_project" / "macros" / f"{name}.sql"
+
+
+def render_mailbox_macro(name: str) -> str:
+    """A dbt macro of the mailbox rules (ml/normalise.py), so dbt applies the
+    `mailbox_providers` of feeds.yml with the same SQL as Python."""
+    about, sql = MAILBOX_MACROS[name]
+    return (
+        "{#- Generated from ml/landing/feeds.yml (mailbox_providers) by `make contracts`: edit\n"
+        f"    that file, not this one. {about} -#}}\n"
+        f"{{% macro {name}(email) -%}}\n"
+        + "".join(f"    {line}\n" for line in sql().splitlines())
+        + "{%- endmacro %}\n"
+    )
+
+
 # The reference page of every feed's contract, linked from docs/landing.md and the README.
 CONTRACTS_PAGE = REPO_ROOT / "docs" / "contracts.md"
 
@@ -651,6 +681,8 @@ def generated_files(contracts: Contracts) -> dict[Path, str]:
     """Every file derived from the contracts, with the text it should hold."""
     files = {sources_path(feed): render_sources(feed) for feed in contracts}
     files[TIMEZONE_MACRO] = render_timezone_macro(contracts)
+    for name in MAILBOX_MACROS:
+        files[mailbox_macro_path(name)] = render_mailbox_macro(name)
     files[CONTRACTS_PAGE] = render_markdown(contracts)
     return files
 
@@ -684,7 +716,27 @@ def render_markdown(contracts: Contracts) -> str:
             pii = " (personal data)" if c.pii else ""
             out.append(f"| `{c.name}` | {c.type} | {c.rules_text()} | {c.description}{pii} |")
         out.append("")
-    return "\n".join(out)
+    return "\n".join(out + render_mailbox_section())
+
+
+def render_mailbox_section() -> list[str]:
+    """docs/contracts.md's table of the mail providers whose addresses reach one mailbox."""
+    out = [
+        "## Mailboxes",
+        "",
+        "Addresses written differently that reach one mailbox are one identifier for identity, "
+        "consent and suppression: they compare the mailbox key (`ml/normalise.py` "
+        "`mailbox_key`, and the dbt macro `mailbox_key`), from `mailbox_providers` in "
+        "`ml/landing/feeds.yml`. Exports still write each platform's own normalisation.",
+        "",
+        "| domain | mailbox key's domain | dots ignored | +tags ignored |",
+        "|---|---|---|---|",
+    ]
+    for domain, rule in mailbox_providers().items():
+        dots = "yes" if rule.dots_ignored else "no"
+        tags = "yes" if rule.plus_tags else "no"
+        out.append(f"| `{domain}` | `{rule.domain}` | {dots} | {tags} |")
+    return out + [""]
 
 
 PAGE_HEADER = [

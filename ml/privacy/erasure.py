@@ -242,7 +242,10 @@ def _stores_searched(
     if places.hub_snapshots is not None:
         stores.append(
             StoreSearch(
-                STORE_HUB, in_hub.searched, "snapshot export folders", total(in_hub.by_request)
+                STORE_HUB,
+                in_hub.searched,
+                "snapshot export folders and tables",
+                total(in_hub.by_request),
             )
         )
     if places.landing is not None:

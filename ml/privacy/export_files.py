@@ -101,7 +101,9 @@ def amend_hub_snapshots(
     """The audience hub keeps copies of the export folders in each snapshot it serves
     (ml/hub/snapshot.py): they lose the erased people's rows the same way, their manifests
     and files.json get the new facts, and each snapshot is read-only again afterwards. Files
-    are named `hub/<snapshot>/exports/<export>/<date>/<file>`."""
+    are named `hub/<snapshot>/exports/<export>/<date>/<file>`. The snapshot's tables that
+    carry customer ids (the consent events a privacy officer looks up) lose their rows too
+    (`hub/<snapshot>/tables/<table>.parquet`)."""
     amendments = ExportAmendments()
     for snapshot, exports in hub_snapshot.export_copies(snapshots_root):
         with hub_snapshot.writable(snapshot):
@@ -118,6 +120,14 @@ def amend_hub_snapshots(
                     ]
             if changed:
                 hub_snapshot.refresh_file_index(exports, changed)
+            for table in hub_snapshot.tables_with_customers(snapshot):
+                amendments.searched += 1
+                change = _amend_parquet(table, people)
+                label = f"hub/{snapshot.name}/{table.relative_to(snapshot).as_posix()}"
+                if change.removed:
+                    amendments.by_file[label] = change.removed
+                    for request_id, rows in change.by_request.items():
+                        amendments.by_request[request_id][label] = rows
     return amendments
 
 

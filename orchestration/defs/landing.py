@@ -96,6 +96,8 @@ def build_landing_asset(feed: Feed) -> dg.AssetsDefinition:
 
 def landing_results(context, feed: Feed, key: dg.AssetKey, step: LandingStep):
     totals = step.report.as_dict()
+    # file names, row numbers, fields and kinds of fault only: reasons are masked
+    # (ml/landing/checks.py mask_reason), a whole file's reason names no value
     for bad in step.report.quarantined_files:
         context.log.warning(f"{bad.file}: the whole file was quarantined: {bad.reason}")
     if step.purged is not None:
@@ -126,6 +128,14 @@ def landing_results(context, feed: Feed, key: dg.AssetKey, step: LandingStep):
             if feed.retention
             else "kept without limit",
             "files": table_metadata(pd.DataFrame(totals["files"], columns=FILE_COLUMNS)),
+            **(
+                {
+                    "files_archived": len(step.archived),
+                    "archive_days_removed": len(step.archive_days_removed),
+                }
+                if step.archived or step.archive_days_removed
+                else {}
+            ),
         },
     )
     broken = step.files_not_reconciling
