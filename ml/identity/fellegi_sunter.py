@@ -256,8 +256,12 @@ def pattern_u(
 
 
 def not_positive(comparisons: Sequence[Comparison]) -> list[np.ndarray]:
-    """Per comparison, which levels weigh at most 0 (`Level.positive` False), null last."""
-    return [np.array([not level.positive for level in c.levels] + [False]) for c in comparisons]
+    """Per comparison, which levels weigh at most 0, null last: those with `Level.positive`
+    False, and the last ("else") level: a difference is never evidence for a match."""
+    return [
+        np.array([not level.positive for level in c.levels[:-1]] + [True, False])
+        for c in comparisons
+    ]
 
 
 def posterior(
@@ -457,6 +461,9 @@ def estimate_u_same_address(
         levels = gamma[rows, j]
         counts = np.bincount(levels[levels >= 0], minlength=len(comparison.levels))
         smoothed = (counts + pseudo_pairs * np.asarray(u[j])) / (counts.sum() + pseudo_pairs)
+        # relatives agree at least as often as strangers
+        smoothed[:-1] = np.maximum(smoothed[:-1], u[j][:-1])
+        smoothed[-1] = max(1.0 - smoothed[:-1].sum(), 1e-9)
         for level, like in comparison.u_like:  # swapped names: as common as the same name
             smoothed[comparison.level_index(level)] = smoothed[comparison.level_index(like)]
         out[j] = np.clip(smoothed, 1e-9, 1 - 1e-9).tolist()
