@@ -276,7 +276,10 @@ def _rewrite_by_rule(
             return _rewrite_unreadable(
                 connection, feed, file, path, label, content, checksum, tombstones, reason
             )
-        starts = [n for (n,) in connection.execute(f"select _row_number from {ROWS} order by 1").fetchall()]
+        starts = [
+            n
+            for (n,) in connection.execute(f"select _row_number from {ROWS} order by 1").fetchall()
+        ]
         dropped = _records_naming_erased(
             connection, feed, staged, tombstones, salt, searched, contracts
         )
@@ -484,7 +487,10 @@ def _rewrite_again(
             return _write(
                 feed, file, path, label, content, checksum, data, len(lines), dropped, FOR_ORIGINAL
             )
-        starts = [n for (n,) in connection.execute(f"select _row_number from {ROWS} order by 1").fetchall()]
+        starts = [
+            n
+            for (n,) in connection.execute(f"select _row_number from {ROWS} order by 1").fetchall()
+        ]
     finally:
         drop_staged(connection)
     data = _without_records(file_format, path, content, set(dropped), starts)
