@@ -1205,6 +1205,7 @@ def test_the_shipped_exports_validate() -> None:
         ("lapsed_180d", ("csv",)),  # email_marketing
         ("cluster_2_lookalike_seed", ("google", "meta")),  # ads_personalization
         ("spend_outliers_review", ("parquet",)),  # analytics
+        ("likely_buyers_this_month", ("csv", "parquet")),  # email_marketing
     ]
     assert all(0 <= e.holdout_percent <= 50 for e in exports)
 

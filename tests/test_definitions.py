@@ -35,6 +35,7 @@ def test_definitions_load_with_the_whole_graph(defs):
         "stg_products__products",
         "stg_consent__events",
         "stg_erasure__requests",
+        "stg_accounts__accounts",
         "stg_identity__records",
         "stg_identity__identifiers",
         "stg_identity__customers",

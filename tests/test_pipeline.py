@@ -171,11 +171,11 @@ def test_run_summary_and_dbt_docs(run, tmp_path, capsys):
     assert summary_main(run.settings) == 0
     summary = capsys.readouterr().out
     assert "crm" in summary and "quarantined" in summary
-    assert "dbt build: 40 models built (0 not)" in summary
+    assert "dbt build: 41 models built (0 not)" in summary
     assert "Erasure: 5 requests processed" in summary and "Exports (5): " in summary
     assert "RFM as of 2026-11-21 00:00:00: " in summary and "Segments (14): " in summary
     assert "Identity: " in summary and "customers from" in summary
-    assert "Great Expectations: 6 of 6 suites passed" in summary
+    assert "Great Expectations: 7 of 7 suites passed" in summary
     variables = json.dumps({"warehouse": str(run.warehouse)})
     docs = subprocess.run(
         [DBT_EXECUTABLE, "docs", "generate", "--target-path", str(tmp_path / "docs")]

@@ -135,18 +135,32 @@ CUSTOMERS = {
         "orders_30d": 4,
         "last_order_at": datetime(2026, 11, 1),
     },
-    "cus_cant_lose": {"rfm_segment": "Can't Lose Them", "m_score": 5, "region": "Wales"},
+    "cus_cant_lose": {
+        "rfm_segment": "Can't Lose Them",
+        "m_score": 5,
+        "region": "Wales",
+        # predictions: top CLV decile and an even chance of churning (the boundary is in)
+        "clv_decile": 1,
+        "churn_risk": 0.5,
+        "purchase_propensity_decile": 3,
+    },
     "cus_at_risk_low": {
         "rfm_segment": "At Risk",
         "m_score": 4,
         "region": "London",
         "orders_30d": 3,
+        "clv_decile": 3,  # high churn risk, but not in the top fifth of value
+        "churn_risk": 0.9,
+        "purchase_propensity_decile": 2,
     },
     "cus_champion": {
         "rfm_segment": "Champions",
         "m_score": 5,
         "region": "Scotland",
         "last_order_at": datetime(2026, 10, 31, 23, 59),
+        "clv_decile": 2,  # valuable and unlikely to churn
+        "churn_risk": 0.49,
+        "purchase_propensity_decile": 1,
     },
 }
 EVENTS = [
@@ -523,6 +537,9 @@ def test_shipped_segments_run_on_the_fixture(warehouse: duckdb.DuckDBPyConnectio
     assert members["repeat_product_viewers_10m"] == ["cus_burst"]
     assert members["high_value_at_risk"] == ["cus_at_risk", "cus_cant_lose"]
     assert members["london_frequent_buyers_30d"] == ["cus_at_risk"]
+    # predictions: customers never scored (null deciles) are in neither
+    assert members["likely_buyers_this_month"] == ["cus_at_risk_low", "cus_champion"]
+    assert members["high_value_at_risk_predicted"] == ["cus_cant_lose"]
 
 
 # --- membership ------------------------------------------------------------------------------------
