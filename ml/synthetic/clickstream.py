@@ -40,6 +40,7 @@ from ml.synthetic.context import CLICKSTREAM, CLICKSTREAM_DAYS, Context
 from ml.synthetic.orders import REF_EMAIL, Orders
 from ml.synthetic.people import People
 from ml.synthetic.products import Catalogue
+from ml.synthetic.tastes import TASTE_STREAM, browse_skus
 from ml.synthetic.writers import BadRow, Landing, allocate, spread
 
 FEED = "clickstream"
@@ -604,6 +605,7 @@ class Generator:
             cat,
         )
         self.names, _ = campaign_names(ctx)
+        self.taste_rng = ctx.rng(CLICKSTREAM, TASTE_STREAM)
         self.vocab = make_vocab(cat.skus()[: cat.base], self.names)
         self.sku_text = pa.concat_arrays(
             [col.strings([q(s) for s in cat.skus()[: cat.base]]), col.strings(["null"])]
@@ -696,10 +698,14 @@ class Generator:
         k: np.ndarray,
     ) -> np.ndarray:
         """The product of each event: the order's lines in a purchase session's view/add
-        pairs, else a popular product, often the one viewed just before."""
+        pairs, else a product by the person's taste or a popular one, often the one viewed
+        just before."""
         n = len(sid)
         pair = (pos - 1) // 2
         popular = rng.choice(self.cat.base, size=n, p=self.cat.popularity)
+        # known persons browse by their taste (ml/synthetic/tastes.py), from a stream of its own
+        person = self.web.slot_person[self.sess.slot[sid]]
+        popular = browse_skus(self.taste_rng, self.orders.tastes, person, popular)
         line_sku = self.orders.sku[
             self.orders.line_start[order] + np.clip(pair, 0, None) % np.maximum(k, 1)
         ]

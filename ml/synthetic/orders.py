@@ -3,6 +3,10 @@
 Files: monthly `orders/orders_YYYY-MM.csv` (web and store) for the two years up to the CRM full
 export, then per day `web_YYYY-MM-DD.csv` and `store_YYYY-MM-DD.parquet` (every column a string).
 
+What was bought follows each person's taste (ml/synthetic/tastes.py): favourite categories
+and brands, products bought together, consumables bought again; anonymous till sales follow
+the shop's popularity.
+
 Who ordered (`customer_ref`): web orders carry the crm id of a logged-in customer (sometimes the
 id of their duplicate record) or, for guest checkouts, an e-mail typed in any case with spaces;
 store orders carry the loyalty card number or nothing (anonymous till sale). Web orders are
@@ -26,6 +30,7 @@ from ml.synthetic.context import GHOSTS, ORDERS, Context
 from ml.synthetic.crm import Records, messy_emails
 from ml.synthetic.people import People
 from ml.synthetic.products import Catalogue
+from ml.synthetic.tastes import Tastes, make_tastes, order_line_skus
 from ml.synthetic.writers import BadRow, Landing, allocate, spread
 
 FEED = "orders"
@@ -74,6 +79,7 @@ class Orders:
     quantity: np.ndarray
     unit_price: np.ndarray  # cents
     discount: np.ndarray  # cents, -1 none
+    tastes: Tastes  # who likes what (the clickstream's product views follow it too)
 
 
 def make_stores(ctx: Context) -> np.ndarray:
@@ -212,16 +218,26 @@ class OrderLines:
     discount: np.ndarray  # cents, -1 none
 
 
-def _order_lines(rng: np.random.Generator, cat: Catalogue, currency: np.ndarray) -> OrderLines:
-    """1-6 lines per order: popular products, mostly one of each, priced in the order's
-    currency, 12% with a discount."""
+def _order_lines(
+    ctx: Context,
+    rng: np.random.Generator,
+    cat: Catalogue,
+    currency: np.ndarray,
+    person: np.ndarray,
+    tastes: Tastes,
+) -> OrderLines:
+    """1-6 lines per order: products by the person's taste (popular ones for anonymous till
+    sales), mostly one of each, priced in the order's currency, 12% with a discount."""
     total = len(currency)
     count = np.minimum(rng.geometric(0.5, size=total), 6)
     line_start = np.cumsum(count) - count
     n_lines = int(count.sum())
     line_order = np.repeat(np.arange(total), count)
     line_number = np.arange(n_lines) - line_start[line_order] + 1
-    sku = rng.choice(cat.base, size=n_lines, p=cat.popularity)
+    # the shop's popularity, drawn from this stream as ever (so every later draw of it is
+    # unchanged), then the lines of known persons follow their taste (a stream of its own)
+    popular = rng.choice(cat.base, size=n_lines, p=cat.popularity)
+    sku = order_line_skus(ctx, tastes, person, line_order, line_number, popular)
     quantity = rng.choice(np.arange(1, 7), size=n_lines, p=[0.78, 0.15, 0.04, 0.015, 0.01, 0.005])
     price_tables = np.stack([cat.price_in(c) for c in CURRENCIES])
     unit_price = price_tables[currency[line_order], sku]
@@ -275,7 +291,9 @@ def make_orders(
         rng.choice(3, size=total, p=[0.96, 0.04, 0.0]),
     )
     ref_kind, ref_record, ref_email = _customer_refs(rng, people, rec, person, web, utc)
-    lines = _order_lines(rng, cat, currency)
+    base = slice(0, cat.base)
+    tastes = make_tastes(ctx, people.gender, cat.category[base], cat.brand[base], cat.popularity)
+    lines = _order_lines(ctx, rng, cat, currency, person, tastes)
     number = 100_000_000 + np.cumsum(rng.integers(1, 4, size=total))
     return Orders(
         person=person,
@@ -291,6 +309,7 @@ def make_orders(
         ref_record=ref_record,
         ref_email=ref_email,
         **vars(lines),  # line_start, line_count, line_order, ... discount: the same names
+        tastes=tastes,
     )
 
 
