@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml.errors import NotEnoughData
 from ml.predictions import PredictionSettings, drift
 from ml.predictions.features import (
     FeatureSqlError,
@@ -191,12 +192,20 @@ def test_the_classifier_beats_recency_is_calibrated_and_explains_itself() -> Non
     np.testing.assert_array_equal(again.probability(again.matrix(test)), scores)
 
 
-def test_a_training_set_with_one_outcome_is_refused() -> None:
+def test_a_training_set_the_model_cannot_learn_from_is_not_enough_data() -> None:
+    """Not enough data is its own error (the pipeline skips the model and leaves its columns
+    empty), never a crash: no customer, one outcome, or too few of one to fit and calibrate."""
+    settings = PredictionSettings(features=("lifetime_orders",))
     train, labels = _simulated_customers(500, 3)
-    with pytest.raises(ValueError, match="same label"):
-        fit_score_model(
-            "churn", train, np.zeros_like(labels), PredictionSettings(features=("lifetime_orders",))
-        )
+    with pytest.raises(NotEnoughData, match="churn: every training customer has the same label"):
+        fit_score_model("churn", train, np.zeros_like(labels), settings)
+    with pytest.raises(NotEnoughData, match="propensity: no customer to learn from"):
+        fit_score_model("propensity", train.head(0), labels[:0], settings)
+    one_buyer = np.zeros_like(labels)
+    one_buyer[7] = 1
+    with pytest.raises(NotEnoughData, match="500 training customers, 1 with the outcome"):
+        fit_score_model("propensity", train, one_buyer, settings)
+    assert issubclass(NotEnoughData, ValueError)
 
 
 def test_settings_refuse_values_that_cannot_work() -> None:

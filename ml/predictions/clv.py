@@ -62,54 +62,71 @@ class GammaGammaParameters:
         return self.gamma * self.p / (self.q - 1) if self.q > 1 else float("inf")
 
 
+def _by_value(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values of x, the index of each entry's value): the special functions of x
+    (log-gamma, digamma, log-beta) are computed once per distinct count, not per customer."""
+    return np.unique(x, return_inverse=True)
+
+
 def bgnbd_log_likelihood(
     params: BgNbdParameters, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
     """Each customer's BG/NBD log-likelihood (see the module docstring)."""
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
     x = np.asarray(x, dtype=np.float64)
-    t_x = np.asarray(t_x, dtype=np.float64)
-    T = np.asarray(T, dtype=np.float64)
-    common = betaln(a, b + x) - betaln(a, b) + gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    return _bgnbd_terms(params, x, np.asarray(t_x, float), np.asarray(T, float), _by_value(x))[0]
+
+
+def _bgnbd_terms(
+    params: BgNbdParameters,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    groups: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(log-likelihood, log of the 'still active' term, log of the 'dropped out' term, log of
+    their sum)."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    distinct, index = groups
+    common = (betaln(a, b + distinct) - betaln(a, b) + gammaln(r + distinct) - gammaln(r))[
+        index
+    ] + r * np.log(alpha)
     stayed = -(r + x) * np.log(alpha + T)
     repeat = x > 0
     dropped = np.full(x.shape, -np.inf)
-    dropped[repeat] = (
-        np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat])
-    )
-    return common + np.logaddexp(stayed, dropped)
+    log_b = np.log(np.maximum(b + distinct - 1, np.finfo(float).tiny))[index]
+    dropped[repeat] = np.log(a) - log_b[repeat] - (r + x[repeat]) * np.log(alpha + t_x[repeat])
+    total = np.logaddexp(stayed, dropped)
+    return common + total, stayed, dropped, total
 
 
 def _bgnbd_value_and_gradient(
-    params: BgNbdParameters, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+    params: BgNbdParameters,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    groups: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each customer's log-likelihood and its derivatives by (r, alpha, a, b), 4 x n."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    value = bgnbd_log_likelihood(params, x, t_x, T)
-    stayed = -(r + x) * np.log(alpha + T)
+    groups = groups if groups is not None else _by_value(x)
+    distinct, index = groups
+    value, stayed, dropped, total = _bgnbd_terms(params, x, t_x, T, groups)
     repeat = x > 0
-    dropped = np.full(x.shape, -np.inf)
-    dropped[repeat] = (
-        np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat])
-    )
-    total = np.logaddexp(stayed, dropped)
     share_stayed = np.exp(stayed - total)
     share_dropped = np.exp(dropped - total)
     safe_b = np.where(repeat, b + x - 1, 1.0)
+    digamma_r = (digamma(r + distinct) - digamma(r))[index]
+    digamma_ab = (digamma(a + b) - digamma(a + b + distinct))[index]
+    digamma_b = (digamma(b + distinct) - digamma(b))[index]
     gradient = np.vstack(
         [
-            digamma(r + x)
-            - digamma(r)
+            digamma_r
             + np.log(alpha)
             - share_stayed * np.log(alpha + T)
             - share_dropped * np.log(alpha + t_x),
             r / alpha - (r + x) * (share_stayed / (alpha + T) + share_dropped / (alpha + t_x)),
-            digamma(a + b) - digamma(a + b + x) + share_dropped / a,
-            digamma(b + x)
-            - digamma(a + b + x)
-            - digamma(b)
-            + digamma(a + b)
-            - share_dropped / safe_b,
+            digamma_ab + share_dropped / a,
+            digamma_b + digamma_ab - share_dropped / safe_b,
         ]
     )
     return value, gradient
@@ -127,10 +144,11 @@ def fit_bgnbd(
     weights = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     scale = float(np.mean(T)) or 1.0
     total_weight = float(weights.sum())
+    groups = _by_value(x)
 
     def negative(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         params = BgNbdParameters(*np.exp(log_params))
-        value, gradient = _bgnbd_value_and_gradient(params, x, t_x, T)
+        value, gradient = _bgnbd_value_and_gradient(params, x, t_x, T, groups)
         mean = float(np.dot(weights, value)) / total_weight
         if not np.isfinite(mean):
             return 1e300, np.zeros(4)
@@ -198,31 +216,48 @@ def gamma_gamma_log_likelihood(
     params: GammaGammaParameters, x: np.ndarray, m: np.ndarray
 ) -> np.ndarray:
     """Each customer's Gamma-Gamma log-likelihood of a mean value m over x purchases."""
-    p, q, gamma = params.p, params.q, params.gamma
     x = np.asarray(x, dtype=np.float64)
-    m = np.asarray(m, dtype=np.float64)
+    return _gamma_gamma_value(params, x, np.asarray(m, dtype=np.float64), _by_value(x))
+
+
+def _gamma_gamma_value(
+    params: GammaGammaParameters,
+    x: np.ndarray,
+    m: np.ndarray,
+    groups: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    p, q, gamma = params.p, params.q, params.gamma
+    distinct, index = groups
+    per_x = (gammaln(p * distinct + q) - gammaln(p * distinct) + p * distinct * np.log(distinct))[
+        index
+    ]
     return (
-        gammaln(p * x + q)
-        - gammaln(p * x)
+        per_x
         - gammaln(q)
         + q * np.log(gamma)
         + (p * x - 1) * np.log(m)
-        + p * x * np.log(x)
         - (p * x + q) * np.log(gamma + x * m)
     )
 
 
 def _gamma_gamma_value_and_gradient(
-    params: GammaGammaParameters, x: np.ndarray, m: np.ndarray
+    params: GammaGammaParameters,
+    x: np.ndarray,
+    m: np.ndarray,
+    groups: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each customer's log-likelihood and its derivatives by (p, q, gamma), 3 x n."""
     p, q, gamma = params.p, params.q, params.gamma
-    value = gamma_gamma_log_likelihood(params, x, m)
+    groups = groups if groups is not None else _by_value(x)
+    distinct, index = groups
+    value = _gamma_gamma_value(params, x, m, groups)
     spent = np.log(gamma + x * m)
+    digamma_pxq = digamma(p * distinct + q)
+    by_p = (distinct * (digamma_pxq - digamma(p * distinct) + np.log(distinct)))[index]
     gradient = np.vstack(
         [
-            x * (digamma(p * x + q) - digamma(p * x) + np.log(m) + np.log(x) - spent),
-            digamma(p * x + q) - digamma(q) + np.log(gamma) - spent,
+            by_p + x * (np.log(m) - spent),
+            digamma_pxq[index] - digamma(q) + np.log(gamma) - spent,
             q / gamma - (p * x + q) / (gamma + x * m),
         ]
     )
@@ -243,10 +278,11 @@ def fit_gamma_gamma(
         )
     weights = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     total_weight = float(weights.sum())
+    groups = _by_value(x)
 
     def negative(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         params = GammaGammaParameters(*np.exp(log_params))
-        value, gradient = _gamma_gamma_value_and_gradient(params, x, m)
+        value, gradient = _gamma_gamma_value_and_gradient(params, x, m, groups)
         mean = float(np.dot(weights, value)) / total_weight
         if not np.isfinite(mean):
             return 1e300, np.zeros(3)

@@ -16,9 +16,12 @@ at their value minus at the training median; the reasons are the `reasons` large
 the typical number, other things as they are". Computed once per model, the effects cost a
 table lookup per customer, so a million customers get reasons in seconds.
 
-The booster runs on one OpenMP thread: on a shared 2-core machine OpenMP's spinning threads
-made a fit 18 times slower than one thread (36 s against 2 s), and one thread leaves the other
-core to DuckDB.
+Training is capped at `training_sample` rows, a sample stratified by label (the same share of
+buyers and non-buyers, so the booster sees the true base rate). Boosting stops early: the
+evaluation fit watches its loss on the calibration customers and stops after
+`early_stopping_rounds` trees without improvement; the scoring fit (`trees`) grows as many as
+the evaluation fit kept. The booster runs on `threads` OpenMP threads (the pipeline passes
+$TEAL_DUCKDB_THREADS).
 
 `recency_baseline` is the yardstick every model report compares with: a logistic regression
 on days since the last order alone (and whether there is one).
@@ -36,15 +39,17 @@ from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from ml.errors import NotEnoughData
 from ml.predictions.settings import PredictionSettings
 
 _EPSILON = 1e-6
 
 
-def customer_hash_share(customer_ids: pd.Series, seed: int) -> np.ndarray:
-    """A number in [0, 1) per customer id, fixed by the id and the seed (not the row order)."""
+def customer_hash_share(customer_ids: pd.Series, seed: int, salt: str = "") -> np.ndarray:
+    """A number in [0, 1) per customer id, fixed by the id, the seed and a salt (another salt:
+    another draw), not by the row order."""
     hashed = pd.util.hash_array(
-        (customer_ids.astype(str) + f":{seed}").to_numpy(dtype=object), categorize=False
+        (customer_ids.astype(str) + f":{seed}{salt}").to_numpy(dtype=object), categorize=False
     )
     return (hashed % np.uint64(1_000_003)).astype(np.float64) / 1_000_003
 
@@ -67,6 +72,7 @@ class ScoreModel:
     importances: dict[str, float] = field(default_factory=dict)
     reason_features: tuple[str, ...] = ()
     dependence: dict[str, PartialDependence] = field(default_factory=dict)
+    threads: int = 1  # OpenMP threads when predicting
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The model's feature columns of `frame` as a float matrix (nulls as NaN)."""
@@ -74,7 +80,7 @@ class ScoreModel:
 
     def probability(self, matrix: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of the rows of a feature matrix."""
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with threadpool_limits(limits=self.threads, user_api="openmp"):
             raw = self.booster.predict_proba(matrix)[:, 1]
         return 1.0 / (1.0 + np.exp(-(self.platt_slope * _logit(raw) + self.platt_intercept)))
 
@@ -189,6 +195,23 @@ def _value_text(value: float) -> str:
     return f"{value:.2f}"
 
 
+def stratified_rows(
+    customer_ids: pd.Series, labels: np.ndarray, size: int, seed: int
+) -> np.ndarray:
+    """Positions of at most `size` rows with the same share of each label (the rows whose
+    customer has the smallest seeded hash, per label; every row when there are no more)."""
+    if len(labels) <= size:
+        return np.arange(len(labels))
+    share = size / len(labels)
+    order = customer_hash_share(customer_ids, seed, salt="sample")
+    chosen = []
+    for value in np.unique(labels):
+        rows = np.flatnonzero(labels == value)
+        keep = max(1, round(share * len(rows)))
+        chosen.append(rows[np.argsort(order[rows], kind="stable")[:keep]])
+    return np.sort(np.concatenate(chosen))
+
+
 def fit_score_model(
     name: str,
     frame: pd.DataFrame,
@@ -196,15 +219,29 @@ def fit_score_model(
     settings: PredictionSettings,
     *,
     explain: bool = True,
+    trees: int | None = None,
+    importances_given: dict[str, float] | None = None,
 ) -> ScoreModel:
     """Fit, calibrate and (with `explain`: importances and what reasons need) explain a
-    classifier on `frame` (customer_id + settings.features)."""
+    classifier on `frame` (customer_id + settings.features).
+
+    At most `settings.training_sample` rows, stratified by label. Without `trees`, boosting
+    stops early on the calibration customers' loss (at most `max_iter` trees); with it, grows
+    exactly that many. `importances_given` (e.g. held out by an evaluation fit) choose the
+    reason features instead of permutation importances on the calibration customers."""
     labels = np.asarray(labels, dtype=int)
+    if len(labels) == 0:
+        raise NotEnoughData(
+            f"{name}: no customer to learn from before the cutoff (no orders or customers in "
+            "the history the model needs)"
+        )
     if labels.min() == labels.max():
-        raise ValueError(
+        raise NotEnoughData(
             f"{name}: every training customer has the same label ({labels[0]}); the model needs "
             "both outcomes, so the history before the cutoff is too short or too quiet"
         )
+    rows = stratified_rows(frame["customer_id"], labels, settings.training_sample, settings.seed)
+    frame, labels = frame.iloc[rows], labels[rows]
     features = tuple(settings.features)
     matrix = frame.loc[:, list(features)].to_numpy(dtype=np.float64, na_value=np.nan)
     # a feature no training customer has (no clickstream yet at an early cutoff) is constant
@@ -213,17 +250,28 @@ def fit_score_model(
     held = customer_hash_share(frame["customer_id"], settings.seed) < settings.calibration_share
     if labels[held].min() == labels[held].max() or labels[~held].min() == labels[~held].max():
         held = np.arange(len(labels)) % 5 == 0  # tiny samples: every fifth row calibrates
+    if labels[held].min() == labels[held].max() or labels[~held].min() == labels[~held].max():
+        raise NotEnoughData(
+            f"{name}: {len(labels)} training customers, {int(labels.sum())} with the outcome: "
+            "too few of one outcome to both fit and calibrate the model"
+        )
+    stop_early = trees is None
     booster = HistGradientBoostingClassifier(
-        max_iter=settings.max_iter,
+        max_iter=settings.max_iter if stop_early else max(int(trees), 1),
         learning_rate=settings.learning_rate,
         max_leaf_nodes=settings.max_leaf_nodes,
         min_samples_leaf=settings.min_samples_leaf,
         l2_regularization=settings.l2_regularization,
-        early_stopping=False,
+        early_stopping=stop_early,
+        scoring="loss",
+        n_iter_no_change=settings.early_stopping_rounds,
         random_state=settings.seed,
     )
-    with threadpool_limits(limits=1, user_api="openmp"):
-        booster.fit(matrix[~held], labels[~held])
+    with threadpool_limits(limits=settings.threads, user_api="openmp"):
+        if stop_early:  # the calibration customers are the validation set
+            booster.fit(matrix[~held], labels[~held], X_val=matrix[held], y_val=labels[held])
+        else:
+            booster.fit(matrix[~held], labels[~held])
         raw = booster.predict_proba(matrix[held])[:, 1]
     platt = LogisticRegression(C=1e6, max_iter=1000)
     platt.fit(_logit(raw).reshape(-1, 1), labels[held])
@@ -239,10 +287,15 @@ def fit_score_model(
             feature: (float(value) if np.isfinite(value) else 0.0)
             for feature, value in zip(features, medians, strict=True)
         },
+        threads=settings.threads,
     )
     if not explain:
         return model
-    model.importances = importances(model, matrix[held], labels[held], settings)
+    model.importances = (
+        dict(importances_given)
+        if importances_given is not None
+        else importances(model, matrix[held], labels[held], settings)
+    )
     ranked = sorted(model.importances, key=lambda feature: -model.importances[feature])
     model.reason_features = tuple(ranked[: settings.reason_features])
     background = matrix[held][: settings.dependence_sample]
@@ -263,8 +316,7 @@ def importances(
     if len(labels) > settings.importance_sample:
         keep = np.sort(rng.choice(len(labels), settings.importance_sample, replace=False))
         matrix, labels = matrix[keep], labels[keep]
-    # many small predictions: one OpenMP thread each beats waking a team of threads per tree
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with threadpool_limits(limits=model.threads, user_api="openmp"):
         result = permutation_importance(
             model.booster,
             matrix,

@@ -37,16 +37,35 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ml.errors import NotEnoughData
 from ml.predictions import charts, clv, drift, lifecycle
 from ml.predictions.features import completed_orders_between, features_as_of
 from ml.predictions.metrics import binary_metrics, calibration_table, decile_table, deciles
-from ml.predictions.model import RecencyBaseline, ScoreModel, fit_score_model, importances
+from ml.predictions.model import (
+    RecencyBaseline,
+    ScoreModel,
+    fit_score_model,
+    importances,
+    stratified_rows,
+)
 from ml.predictions.settings import PredictionSettings
 from ml.predictions.tables import write_predictions
 
 FAIRNESS_COLUMNS = ("age_band", "gender")
 CLV_HOLDOUT_DAYS = 90
 MODELS = ("propensity", "churn", "clv")
+FAIRNESS_TABLE_COLUMNS = (
+    "attribute",
+    "group",
+    "customers_today",
+    "mean_propensity_today",
+    "top_decile_share_today",
+    "customers_held_out",
+    "observed_rate_held_out",
+    "mean_predicted_held_out",
+    "roc_auc_held_out",
+)
+CLV_SCORES = ("expected_purchases", "p_alive", "expected_order_value", "clv")
 
 
 @dataclass(frozen=True)
@@ -123,6 +142,8 @@ class PredictionRun:
     report: Path
     model_folders: dict[str, Path]
     seconds: dict[str, float] = field(default_factory=dict)
+    # model -> why it was not fitted (NotEnoughData); its columns are null for everyone
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def summary_metrics(self) -> dict[str, Any]:
         """Held-out metrics of each classifier and its baseline, and the CLV fit."""
@@ -130,7 +151,8 @@ class PredictionRun:
             name: {"model": item.metrics, "recency_baseline": item.baseline}
             for name, item in self.classifiers.items()
         }
-        result["clv"] = {**self.clv_metrics, "parameters": self.clv_parameters}
+        if "clv" not in self.skipped:
+            result["clv"] = {**self.clv_metrics, "parameters": self.clv_parameters}
         return result
 
 
@@ -158,16 +180,27 @@ def predict_customers(
     steps.update()
 
     results: dict[str, ClassifierResult] = {}
+    skipped: dict[str, str] = {}
     for outcome in outcomes(settings):
         clock = time.perf_counter()
-        results[outcome.name] = fit_classifier(outcome, history, settings)
+        try:
+            results[outcome.name] = fit_classifier(outcome, history, settings)
+        except NotEnoughData as reason:
+            skipped[outcome.name] = str(reason)
         seconds[f"fit_{outcome.name}"] = time.perf_counter() - clock
         steps.update()
     seconds["features_past_cutoffs"] = history.seconds
 
     clock = time.perf_counter()
     clv_inputs = purchase_history(connection, as_of_at)
-    clv_parameters, clv_metrics, clv_scores = fit_clv(connection, clv_inputs, as_of_at, settings)
+    try:
+        clv_parameters, clv_metrics, clv_scores = fit_clv(
+            connection, clv_inputs, as_of_at, settings
+        )
+    except NotEnoughData as reason:
+        skipped["clv"] = str(reason)
+        clv_parameters, clv_metrics = {}, {}
+        clv_scores = pd.DataFrame(columns=["customer_id", *CLV_SCORES])
     seconds["fit_clv"] = time.perf_counter() - clock
     steps.update()
 
@@ -201,7 +234,7 @@ def predict_customers(
     retrain = {"retrain": retrain_needed, "reasons": reasons, "threshold": settings.psi_threshold}
     fairness = fairness_table(current, predictions, results)
     folders = save_models(
-        model_dir, version, results, clv_parameters, clv_metrics, as_of_at, settings
+        model_dir, version, results, clv_parameters, clv_metrics, as_of_at, settings, skipped
     )
     chart_files = draw_charts(results, reports_dir / "charts")
     run = PredictionRun(
@@ -220,6 +253,7 @@ def predict_customers(
         report=reports_dir / "predictions.md",
         model_folders=folders,
         seconds=seconds,
+        skipped=skipped,
     )
     write_report(run)
     write_predictions(
@@ -229,7 +263,7 @@ def predict_customers(
             "model_version": version,
             "fitted_at": fitted_at,
             "as_of_at": as_of_at,
-            "metrics": run.summary_metrics(),
+            "metrics": {**run.summary_metrics(), **({"skipped": skipped} if skipped else {})},
             "drift": drift_by_model,
             "retrain": retrain,
             "parameters": settings.to_dict(),
@@ -311,7 +345,8 @@ class PastCutoffs:
         orders = completed_orders_between(
             self.connection, cutoff, cutoff + dt.timedelta(days=outcome.days)
         )
-        ordered = frame["customer_id"].isin(orders["customer_id"]).to_numpy()
+        # a hash lookup: Series.isin on Arrow-backed text runs a Python loop
+        ordered = pd.Index(orders["customer_id"]).get_indexer(frame["customer_id"]) >= 0
         return frame, outcome.labels(ordered)
 
     def stacked(
@@ -335,6 +370,12 @@ def fit_classifier(
 
     train, train_labels = history.stacked(outcome, evaluation_training)
     test, test_labels = history.labelled(outcome, evaluation_cutoff)
+    if len(test_labels) == 0 or test_labels.min() == test_labels.max():
+        raise NotEnoughData(
+            f"{outcome.name}: the held-out cutoff {evaluation_cutoff:%Y-%m-%d} has "
+            f"{len(test_labels)} eligible customers, {int(test_labels.sum())} with the outcome: "
+            "both outcomes are needed to measure the model"
+        )
     evaluated = fit_score_model(outcome.name, train, train_labels, settings, explain=False)
     test_matrix = evaluated.matrix(test)
     test_scores = evaluated.probability(test_matrix)
@@ -342,9 +383,19 @@ def fit_classifier(
     baseline_scores = baseline_model.probability(test)
     tiebreak = test["customer_id"].to_numpy()
     fairness = fairness_on_test(test, test_labels, test_scores)
+    held_out_importances = importances(evaluated, test_matrix, test_labels, settings)
 
+    # the scoring fit: one horizon later, as many trees as the evaluation fit kept, its
+    # reasons chosen by the held-out importances
     production, production_labels = history.stacked(outcome, production_training)
-    model = fit_score_model(outcome.name, production, production_labels, settings)
+    model = fit_score_model(
+        outcome.name,
+        production,
+        production_labels,
+        settings,
+        trees=int(evaluated.booster.n_iter_),
+        importances_given=held_out_importances,
+    )
     production_scores = model.probability(model.matrix(production))
     reference = {
         name: drift.reference(production[name].to_numpy(dtype=np.float64, na_value=np.nan))
@@ -359,7 +410,7 @@ def fit_classifier(
         decile_table=decile_table(test_labels, test_scores, tiebreak),
         baseline_deciles=decile_table(test_labels, baseline_scores, tiebreak),
         calibration=calibration_table(test_labels, test_scores),
-        importances=importances(evaluated, test_matrix, test_labels, settings),
+        importances=held_out_importances,
         fairness=fairness,
         window={
             "horizon_days": outcome.days,
@@ -368,8 +419,18 @@ def fit_classifier(
             "evaluation_cutoff": evaluation_cutoff,
             "evaluation_window": f"[{evaluation_cutoff}, {T})",
             "scored_as_of": T,
-            "training_rows": int(len(production)),
-            "training_positives": int(production_labels.sum()),
+            "training_rows": int(min(len(production), settings.training_sample)),
+            "training_positives": int(
+                production_labels[
+                    stratified_rows(
+                        production["customer_id"],
+                        production_labels,
+                        settings.training_sample,
+                        settings.seed,
+                    )
+                ].sum()
+            ),
+            "trees": int(model.booster.n_iter_),
             "evaluation_rows": int(len(test)),
         },
         reference=reference,
@@ -459,7 +520,7 @@ def fit_clv(
         days,
     )
     frame = pd.DataFrame({"customer_id": history["customer_id"], **scores})
-    holdout = clv_holdout_check(connection, as_of_at, settings)
+    holdout = clv_holdout_check(connection, as_of_at, settings, warm_start=bgnbd)
     parameters = {"bgnbd": bgnbd.as_dict(), "gamma_gamma": gamma_gamma.as_dict(), "days": days}
     metrics = {
         "customers_fitted": fitted,
@@ -472,34 +533,44 @@ def fit_clv(
 
 
 def _fit_clv_models(
-    history: pd.DataFrame, settings: PredictionSettings
+    history: pd.DataFrame,
+    settings: PredictionSettings,
+    start: clv.BgNbdParameters | None = None,
 ) -> tuple[clv.BgNbdParameters, clv.GammaGammaParameters, int]:
     from ml.predictions.model import customer_hash_share
 
     if len(history) < 2:
-        raise ValueError("CLV needs purchase histories of at least two customers")
+        raise NotEnoughData("clv: needs the purchase histories of at least two customers")
+    if not ((history["x"] > 0) & (history["m"] > 0)).any():
+        raise NotEnoughData(
+            "clv: no customer has bought on two different days yet, so repeat purchases and "
+            "their value cannot be fitted"
+        )
     sample = history
     if len(history) > settings.clv_sample:
         order = np.argsort(
             customer_hash_share(history["customer_id"], settings.seed), kind="stable"
         )
         sample = history.iloc[np.sort(order[: settings.clv_sample])]
-    bgnbd, _ = clv.fit_bgnbd(sample["x"], sample["t_x"], sample["T"])
+    bgnbd, _ = clv.fit_bgnbd(sample["x"], sample["t_x"], sample["T"], start=start)
     spenders = sample[(sample["x"] > 0) & (sample["m"] > 0)]
     gamma_gamma, _ = clv.fit_gamma_gamma(spenders["x"], spenders["m"])
     return bgnbd, gamma_gamma, int(len(sample))
 
 
 def clv_holdout_check(
-    connection: duckdb.DuckDBPyConnection, as_of_at: dt.datetime, settings: PredictionSettings
+    connection: duckdb.DuckDBPyConnection,
+    as_of_at: dt.datetime,
+    settings: PredictionSettings,
+    warm_start: clv.BgNbdParameters | None = None,
 ) -> dict[str, Any]:
-    """Fit on the purchases before T-90 days, predict each customer's purchase days in
-    [T-90, T) and compare with what happened."""
+    """Fit on the purchases before T-90 days (from `warm_start`, the fit as of T), predict
+    each customer's purchase days in [T-90, T) and compare with what happened."""
     start = as_of_at - dt.timedelta(days=CLV_HOLDOUT_DAYS)
     before = purchase_history(connection, start)
     if len(before) < 2 or not (before["x"] > 0).any():
         return {"cutoff": start, "days": CLV_HOLDOUT_DAYS, "skipped": "too little history"}
-    bgnbd, _, _ = _fit_clv_models(before, settings)
+    bgnbd, _, _ = _fit_clv_models(before, settings, warm_start)
     predicted = clv.conditional_expected_purchases(
         bgnbd,
         CLV_HOLDOUT_DAYS,
@@ -547,12 +618,13 @@ def score_customers(
     """One row per customer of `current` with every score, decile and reason."""
     n = len(current)
     columns: dict[str, Any] = {"customer_id": current["customer_id"].to_numpy()}
-    for name, result in results.items():
-        outcome = result.outcome
-        eligible = outcome.eligible(current)
+    for outcome in outcomes(settings):
+        name = outcome.name
         scores = np.full(n, np.nan)
         reasons = np.full(n, None, dtype=object)
-        rows = np.flatnonzero(eligible)
+        result = results.get(name)
+        # a skipped model (NotEnoughData) scores nobody: its columns stay null
+        rows = np.flatnonzero(outcome.eligible(current)) if result else np.array([], dtype=int)
         batches = range(0, len(rows), settings.batch_size)
         for start in tqdm(batches, desc=f"scoring {name}", unit="batch", disable=not progress):
             chunk = rows[start : start + settings.batch_size]
@@ -567,7 +639,7 @@ def score_customers(
         columns[f"{prefix}_decile"] = decile
         columns[f"{prefix}_reasons"] = reasons
     frame = pd.DataFrame(columns)
-    values = clv_scores.rename(
+    values = clv_scores.astype({name: "float64" for name in CLV_SCORES}).rename(
         columns={
             "expected_purchases": "expected_orders_12m",
             "expected_order_value": "expected_order_value_gbp",
@@ -630,6 +702,8 @@ def fairness_table(
 ) -> pd.DataFrame:
     """Propensity by age band and gender: today's mean score and share in the top decile, and
     the held-out cutoff's observed rate, mean prediction and AUC. Reported, never used."""
+    if "propensity" not in results:
+        return pd.DataFrame(columns=FAIRNESS_TABLE_COLUMNS)
     today = []
     for column in FAIRNESS_COLUMNS:
         groups = current[column].fillna("unknown")
@@ -650,26 +724,10 @@ def fairness_table(
     merged = pd.concat(today, ignore_index=True).merge(
         results["propensity"].fairness, on=["attribute", "group"], how="outer"
     )
-    return merged[
-        [
-            "attribute",
-            "group",
-            "customers_today",
-            "mean_propensity_today",
-            "top_decile_share_today",
-            "customers",
-            "observed_rate",
-            "mean_predicted",
-            "roc_auc",
-        ]
-    ].rename(
-        columns={
-            "customers": "customers_held_out",
-            "observed_rate": "observed_rate_held_out",
-            "mean_predicted": "mean_predicted_held_out",
-            "roc_auc": "roc_auc_held_out",
-        }
-    )
+    held_out = ("customers", "observed_rate", "mean_predicted", "roc_auc")
+    return merged.rename(columns={name: f"{name}_held_out" for name in held_out})[
+        list(FAIRNESS_TABLE_COLUMNS)
+    ]
 
 
 def save_models(
@@ -680,8 +738,11 @@ def save_models(
     clv_metrics: dict[str, Any],
     as_of_at: dt.datetime,
     settings: PredictionSettings,
+    skipped: dict[str, str] | None = None,
 ) -> dict[str, Path]:
-    """One folder per model under <model_dir>/<model>/<version>/."""
+    """One folder per fitted model under <model_dir>/<model>/<version>/ (none for a skipped
+    one: its reason is in the report and ml.prediction_runs)."""
+    skipped = skipped or {}
     folders = {}
     for name, result in results.items():
         folders[name] = lifecycle.save_model_folder(
@@ -698,7 +759,6 @@ def save_models(
                 "deciles": result.decile_table.to_dict(orient="records"),
                 "calibration": result.calibration.to_dict(orient="records"),
                 "permutation_importance_held_out": result.importances,
-                "permutation_importance_calibration": result.model.importances,
             },
             card=lifecycle.classifier_card(
                 title=result.outcome.title,
@@ -711,6 +771,8 @@ def save_models(
             ),
             reference=result.reference,
         )
+    if "clv" in skipped:
+        return folders
     window = {"months": settings.clv_months, "scored_as_of": as_of_at}
     folders["clv"] = lifecycle.save_model_folder(
         model_dir / "clv" / version,
@@ -725,7 +787,10 @@ def save_models(
 
 
 def draw_charts(results: dict[str, ClassifierResult], folder: Path) -> dict[str, Path]:
-    """The calibration curves and the decile lift of both classifiers and their baselines."""
+    """The calibration curves and the decile lift of both classifiers and their baselines
+    (no chart when neither was fitted)."""
+    if not results:
+        return {}
     lifts = {}
     for name, result in results.items():
         lifts[name] = result.decile_table
@@ -751,6 +816,8 @@ def write_report(run: PredictionRun) -> Path:
         "| model | cutoff | customers | base rate | ROC AUC | PR AUC | Brier | top-decile lift |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    for reason in run.skipped.values():
+        lines.insert(4, f"Not fitted: {reason}. Its columns are empty for every customer.\n")
     for name, result in run.classifiers.items():
         for label, metrics in (("model", result.metrics), ("recency baseline", result.baseline)):
             lines.append(
@@ -771,12 +838,17 @@ def write_report(run: PredictionRun) -> Path:
             f"Permutation importance (drop in ROC AUC): {', '.join(f'{k} {v:.3f}' for k, v in top)}",
         ]
     holdout = run.clv_metrics.get("holdout", {})
+    lines += ["", "## Customer lifetime value", ""]
+    lines += (
+        [f"Not fitted: {run.skipped['clv']}."]
+        if "clv" in run.skipped
+        else [
+            f"BG/NBD {run.clv_parameters['bgnbd']}; Gamma-Gamma "
+            f"{run.clv_parameters['gamma_gamma']}.",
+            f"Holdout check: {holdout}.",
+        ]
+    )
     lines += [
-        "",
-        "## Customer lifetime value",
-        "",
-        f"BG/NBD {run.clv_parameters['bgnbd']}; Gamma-Gamma {run.clv_parameters['gamma_gamma']}.",
-        f"Holdout check: {holdout}.",
         "",
         "## Drift (PSI against the last training run)",
         "",

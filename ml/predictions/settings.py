@@ -70,13 +70,23 @@ class PredictionSettings:
         "seasons, more feature computations.",
     )
     training_sample: int = _described(
-        150_000,
-        "About how many customers per past cutoff (training and held out) the classifiers "
-        "read: a seeded hash of customer_id picks the same share of customers at every "
-        "cutoff, and only their rows are read.",
+        100_000,
+        "Most rows each classifier fit learns from (its past cutoffs together). Each past "
+        "cutoff reads about this many customers (a seeded hash of customer_id picks the same "
+        "share at every cutoff, and only their rows are read); when the stacked rows are "
+        "more, a sample stratified by the label (the same share of each outcome, by the same "
+        "hash) keeps this many.",
     )
-    max_iter: int = _described(60, "Boosting iterations (trees) of each gradient boosting model.")
-    learning_rate: float = _described(0.05, "Learning rate of the gradient boosting.")
+    max_iter: int = _described(
+        100,
+        "Most boosting iterations (trees) of each gradient boosting model: the evaluation fit "
+        "stops earlier when its loss on the calibration customers has not improved for "
+        "`early_stopping_rounds`; the scoring fit grows as many trees as it kept.",
+    )
+    early_stopping_rounds: int = _described(
+        10, "Iterations without improvement of the validation loss before boosting stops."
+    )
+    learning_rate: float = _described(0.1, "Learning rate of the gradient boosting.")
     max_leaf_nodes: int = _described(7, "Leaves per tree.")
     min_samples_leaf: int = _described(100, "Fewest training rows in a leaf.")
     l2_regularization: float = _described(1.0, "L2 penalty on leaf values.")
@@ -86,7 +96,7 @@ class PredictionSettings:
         "scaling on the model's log-odds).",
     )
     importance_sample: int = _described(
-        10_000, "Held-out rows the permutation importances are computed on."
+        5_000, "Held-out rows the permutation importances are computed on."
     )
     importance_repeats: int = _described(3, "Shuffles per feature for permutation importance.")
     reason_features: int = _described(
@@ -100,7 +110,7 @@ class PredictionSettings:
     )
     clv_months: int = _described(12, "Horizon of the customer lifetime value, in months.")
     clv_sample: int = _described(
-        100_000, "Most customers the BG/NBD and Gamma-Gamma likelihoods are fitted on."
+        50_000, "Most customers the BG/NBD and Gamma-Gamma likelihoods are fitted on."
     )
     psi_threshold: float = _described(
         0.2,
@@ -109,6 +119,11 @@ class PredictionSettings:
     )
     batch_size: int = _described(
         250_000, "Customers scored at a time; bounds memory whatever the table's size."
+    )
+    threads: int = _described(
+        1,
+        "OpenMP threads of the gradient boosting (the pipeline passes $TEAL_DUCKDB_THREADS). "
+        "On a machine other work shares, one thread can be faster: idle OpenMP threads spin.",
     )
     seed: int = _described(42, "Seed of the samples, the splits and the models.")
     features: tuple[str, ...] = _described(
@@ -123,6 +138,7 @@ class PredictionSettings:
             "training_cutoffs": 1,
             "training_sample": 100,
             "max_iter": 1,
+            "early_stopping_rounds": 1,
             "max_leaf_nodes": 2,
             "min_samples_leaf": 1,
             "importance_sample": 10,
@@ -133,6 +149,7 @@ class PredictionSettings:
             "clv_months": 1,
             "clv_sample": 100,
             "batch_size": 1,
+            "threads": 1,
             "seed": 0,
         }
         for name, minimum in whole.items():

@@ -9,8 +9,9 @@ items' outer products (items x factors^2) gives every user's matrix at once, and
 the small systems in batches. Items are solved the same way with the users' factors, summing
 the users' outer products chunk by chunk so memory stays bounded.
 
-Fitting runs on a seeded sample of users (`als_sample_users`); every user's factors are then
-solved once against the item factors ("fold-in"), so a million customers cost one pass.
+Fitting runs on a seeded sample of users (`als_sample_users`); every user with an interaction
+then has their factors solved once against the item factors ("fold-in"), so a million
+customers cost one pass (users without any interaction keep factors of 0).
 """
 
 from __future__ import annotations
@@ -74,4 +75,8 @@ def fit_als(
     for _ in range(iterations):
         users = solve_rows(sample, items, regularization)
         items = solve_rows(by_item, users, regularization)
-    return solve_rows(scaled, items, regularization), items
+    # fold-in: every user with an interaction (a user without one has the factors 0 anyway)
+    everyone = np.zeros((weights.shape[0], factors))
+    active = np.flatnonzero(np.diff(scaled.indptr))
+    everyone[active] = solve_rows(scaled[active], items, regularization)
+    return everyone, items

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ml.errors import NotEnoughData
 from ml.recommend.data import PURCHASE
 from ml.recommend.recommender import Recommender
 from ml.recommend.settings import METHODS, RecommendSettings
@@ -109,7 +110,7 @@ def evaluate(
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
         relevant = relevant[relevant["user_id"].isin(users)]
     if len(users) == 0:
-        raise ValueError(
+        raise NotEnoughData(
             f"nobody bought anything in the last {holdout_days} days of the interactions: "
             "nothing to evaluate against; choose a longer holdout"
         )

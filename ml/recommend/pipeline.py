@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ml.errors import NotEnoughData
 from ml.recommend.charts import metrics_chart
 from ml.recommend.evaluate import METRICS, evaluate
-from ml.recommend.recommender import Recommender
+from ml.recommend.recommender import RankedLists, Recommender
 from ml.recommend.settings import METHODS, RecommendSettings
 
 SCHEMA = "ml"
@@ -72,6 +74,8 @@ class RecommendationRun:
     report: Path
     folder: Path
     seconds: dict[str, float] = field(default_factory=dict)
+    # why there is no offline evaluation (e.g. no purchase in the holdout), None when there is
+    evaluation_skipped: str | None = None
 
 
 def read_interactions(connection: duckdb.DuckDBPyConnection, as_of_at: dt.datetime) -> pd.DataFrame:
@@ -137,15 +141,20 @@ def recommend_customers(
 
     clock = time.perf_counter()
     # stock is today's: held-out purchases of products out of stock now still count
-    evaluation = evaluate(
-        evaluation_interactions(interactions, evaluation_history_users, settings.seed),
-        catalogue.drop(columns=["in_stock"]),
-        k=k,
-        holdout_days=holdout_days,
-        settings=settings,
-        max_users=evaluation_users,
-        seed=settings.seed,
-    )
+    skipped = None
+    try:
+        evaluation = evaluate(
+            evaluation_interactions(interactions, evaluation_history_users, settings.seed),
+            catalogue.drop(columns=["in_stock"]),
+            k=k,
+            holdout_days=holdout_days,
+            settings=settings,
+            max_users=evaluation_users,
+            seed=settings.seed,
+        )
+    except NotEnoughData as reason:  # no purchase to evaluate against: lists are still served
+        skipped = f"evaluation: {reason}"
+        evaluation = pd.DataFrame(columns=["method", "users", *METRICS])
     seconds["evaluate"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -157,7 +166,9 @@ def recommend_customers(
         methods=("hybrid",),
         settings=settings,
     )
-    lists = recommender.recommend("hybrid", k, users=customers, reasons=True, progress=progress)
+    seconds["fit"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    ranked = recommender.ranked("hybrid", k, users=customers, reasons=True, progress=progress)
     seconds["recommend"] = time.perf_counter() - clock
 
     fitted_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -169,19 +180,7 @@ def recommend_customers(
     ).hexdigest()[:8]
     version = f"{fitted_at:%Y%m%dT%H%M%S}Z-{digest}"
     clock = time.perf_counter()
-    titles = catalogue.set_index("item_id")["title"]
-    table = pd.DataFrame(
-        {
-            "customer_id": lists["user_id"],
-            "recommendation_rank": lists["rank"],
-            "product_id": lists["item_id"],
-            "product_title": lists["item_id"].map(titles),
-            "score": lists["score"],
-            "reason": lists["reason"],
-            "as_of_at": as_of_at,
-            "model_version": version,
-        }
-    )
+    table = recommendation_table(recommender, ranked, customers, catalogue, as_of_at, version)
     write_recommendations(connection, table)
     folder, charts, report = save_run(
         Path(model_dir) / "recommendations" / version,
@@ -192,19 +191,21 @@ def recommend_customers(
         holdout_days,
         k,
         interactions,
+        skipped,
     )
     seconds["save"] = time.perf_counter() - clock
     return RecommendationRun(
         model_version=version,
         as_of_at=as_of_at,
         customers=int(len(customers)),
-        customers_served=int(table["customer_id"].nunique()),
-        rows=int(len(table)),
+        customers_served=int(ranked.kept.any(axis=1).sum()),
+        rows=int(table.num_rows),
         evaluation=evaluation,
         charts=charts,
         report=report,
         folder=folder,
         seconds=seconds,
+        evaluation_skipped=skipped,
     )
 
 
@@ -219,18 +220,62 @@ def evaluation_interactions(interactions: pd.DataFrame, users: int, seed: int) -
     return interactions.loc[share < users / distinct * 1_000_003]
 
 
-def write_recommendations(connection: duckdb.DuckDBPyConnection, table: pd.DataFrame) -> None:
-    """Replace ml.customer_recommendations with `table`."""
+def recommendation_table(
+    recommender: Recommender,
+    ranked: RankedLists,
+    customers: pd.Series,
+    catalogue: pd.DataFrame,
+    as_of_at: dt.datetime,
+    version: str,
+) -> pa.Table:
+    """The rows of ml.customer_recommendations (RECOMMENDATION_COLUMNS), in the order of
+    `customers` (the users `ranked` was made for) and rank. Every text column is a dictionary
+    array over its distinct values (customers, products, titles, reasons), so ten million
+    rows are built from integer codes without a Python string each."""
+    kept = ranked.kept
+    rows = int(kept.sum())
+    customer = np.repeat(np.arange(len(ranked.rows), dtype=np.int32), kept.sum(axis=1))
+    items = ranked.items[kept]
+    item_ids = recommender.prepared.item_ids.astype(str)
+    titles = catalogue.drop_duplicates("item_id", keep="last").set_index("item_id")["title"]
+
+    def coded(codes: np.ndarray, values) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(
+            pa.array(codes.astype(np.int32)), pa.array(values, pa.string())
+        )
+
+    return pa.table(
+        {
+            "customer_id": coded(customer, pd.Series(customers).astype(str).to_numpy()),
+            "recommendation_rank": pa.array(
+                np.broadcast_to(np.arange(1, kept.shape[1] + 1, dtype=np.int32), kept.shape)[kept]
+            ),
+            "product_id": coded(items, item_ids),
+            "product_title": coded(items, [_text(title) for title in titles.reindex(item_ids)]),
+            "score": pa.array(ranked.scores[kept].astype(np.float64)),
+            "reason": coded(ranked.reasons[kept], recommender.reason_texts().astype(str)),
+            "as_of_at": pa.array(np.full(rows, np.datetime64(as_of_at, "us"))),
+            "model_version": coded(np.zeros(rows, np.int32), [version]),
+        }
+    )
+
+
+def _text(value) -> str | None:
+    return None if pd.isna(value) else str(value)
+
+
+def write_recommendations(connection: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    """Replace ml.customer_recommendations with `table` (its rows in customer and rank order:
+    DuckDB keeps the insertion order)."""
     columns = ", ".join(
         f"cast({name} as {kind}) as {name}" for name, (kind, _) in RECOMMENDATION_COLUMNS.items()
     )
     connection.execute(f"create schema if not exists {SCHEMA}")
-    # through Arrow: ten million rows of text leave pandas in seconds, not minutes
-    connection.register("_recommendations_frame", pa.Table.from_pandas(table, preserve_index=False))
+    connection.register("_recommendations_frame", table)
     try:
         connection.execute(
             f"create or replace table {SCHEMA}.customer_recommendations as select {columns} "
-            "from _recommendations_frame order by customer_id, recommendation_rank"
+            "from _recommendations_frame"
         )
     finally:
         connection.unregister("_recommendations_frame")
@@ -245,9 +290,10 @@ def save_run(
     holdout_days: int,
     k: int,
     interactions: pd.DataFrame,
+    skipped: str | None = None,
 ) -> tuple[Path, dict[str, Path], Path]:
     """parameters.json, metrics.json and model_card.md in the model folder; the chart and
-    recommendations.md in the reports folder."""
+    recommendations.md in the reports folder (`skipped`: why there is no evaluation)."""
     folder.mkdir(parents=True, exist_ok=True)
     window = {
         "as_of_at": str(as_of_at),
@@ -264,7 +310,7 @@ def save_run(
     (folder / "metrics.json").write_text(
         json.dumps(evaluation.to_dict(orient="records"), indent=2) + "\n", encoding="utf-8"
     )
-    table = markdown_table(evaluation)
+    table = f"Not evaluated: {skipped}." if skipped else markdown_table(evaluation)
     (folder / "model_card.md").write_text(
         f"""# Product recommendations ({folder.name})
 

@@ -109,6 +109,8 @@ def customer_predictions(
         )
     except StepError as error:
         raise step_failure(error) from error
+    for reason in run.skipped.values():
+        context.log.warning(f"not fitted, its columns are empty: {reason}")
     summary = run.summary_metrics()
     context.log.info(
         f"predictions {run.model_version}: {run.customers} customers; "
@@ -137,6 +139,7 @@ def customer_predictions(
         "clv_holdout": _json(run.clv_metrics.get("holdout", {})),
         "fairness": table_metadata(run.fairness.round(4)),
         "retrain": _json(run.retrain),
+        "not_fitted": _json(run.skipped),
         "report": str(run.report),
         "model_folders": dg.MetadataValue.json({k: str(v) for k, v in run.model_folders.items()}),
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in run.seconds.items()}),
@@ -193,6 +196,8 @@ def customer_recommendations(
         )
     except StepError as error:
         raise step_failure(error) from error
+    if run.evaluation_skipped:
+        context.log.warning(f"recommendations not evaluated: {run.evaluation_skipped}")
     context.log.info(
         f"recommendations {run.model_version}: {run.customers_served} of {run.customers} customers "
         f"served; NDCG vs popularity {describe_evaluation(run.evaluation)}"
@@ -202,7 +207,9 @@ def customer_recommendations(
             "model_version": run.model_version,
             "customers": run.customers,
             "rows": run.rows,
-            "evaluation": table_metadata(run.evaluation.round(4)),
+            "evaluation": table_metadata(run.evaluation.round(4))
+            if len(run.evaluation)
+            else dg.MetadataValue.text(f"not evaluated: {run.evaluation_skipped}"),
             "chart_recommendation_metrics": image_markdown(
                 run.charts["recommendation_metrics"], "recommendation metrics by method"
             ),
