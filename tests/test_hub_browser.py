@@ -195,15 +195,20 @@ def test_five_failed_sign_ins_lock_the_name(chromium_browser, hub):
 
 
 def test_signing_in_and_out_works_from_the_keyboard(chromium_browser, hub):
+    from playwright.sync_api import expect
+
     page = new_page(chromium_browser)
     page.goto(f"{hub.url}/sign-in")
-    page.keyboard.type("ana")  # the user name field has the focus
+    # the user name field takes the focus by itself (autofocus applies once the page is shown)
+    expect(page.locator("#username")).to_be_focused()
+    page.keyboard.type("ana")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{hub.url}/")
+    # wait for the navigation each key press starts (registered before the key is pressed)
+    with page.expect_navigation(url=f"{hub.url}/"):
+        page.keyboard.press("Enter")
     page.get_by_role("button", name="Sign out").focus()
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{hub.url}/sign-in?signed_out=true")
+    with page.expect_navigation(url=f"{hub.url}/sign-in?signed_out=true"):
+        page.keyboard.press("Enter")
     page.goto(f"{hub.url}/models")
     assert page.url == f"{hub.url}/sign-in?next=/models"
