@@ -26,10 +26,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("integration") is None:
             item.add_marker(pytest.mark.unit)
-        # `make test` runs two workers (pytest-xdist, --dist loadgroup): every test that reads
-        # the shared sample run goes to one worker, so the run is built once, not once a worker
-        if "sample_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("sample_run"))
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # `make test` runs two workers (pytest-xdist, --dist loadgroup): every test that reads
+    # the shared sample run goes to one worker, so the run is built once, not once a worker.
+    # Marked as each test is collected: xdist reads the marks in its own
+    # pytest_collection_modifyitems, which runs before a conftest's.
+    if "sample_run" in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.xdist_group("sample_run"))
 
 
 @pytest.fixture(scope="session")

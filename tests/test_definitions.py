@@ -13,7 +13,8 @@ from teal_testing import settings_for
 from ml.landing import contracts
 from ml.settings import DBT_PROJECT_DIR
 
-pytestmark = pytest.mark.integration
+# one worker builds this module's fixtures once (make test runs two, --dist loadgroup)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("definitions")]
 
 FEED_KEYS = {dg.AssetKey([feed.name, feed.table]) for feed in contracts.load()}
 

@@ -37,7 +37,8 @@ from ml.privacy.personal_columns import find_personal_tables
 from ml.privacy.subjects import SubjectsNotResolved
 from ml.settings import DBT_SELECTIONS
 
-pytestmark = pytest.mark.integration
+# one worker builds this module's fixtures once (make test runs two, --dist loadgroup)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("erasure")]
 
 ANN = {
     "crm_id": "C0000001",

@@ -22,7 +22,8 @@ from ml.landing import contracts
 from ml.landing.loader import Loader
 from ml.settings import DBT_EXECUTABLE, DBT_PROJECT_DIR, DBT_SELECTIONS
 
-pytestmark = pytest.mark.integration
+# one worker builds this module's fixtures once (make test runs two, --dist loadgroup)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("identity_pipeline")]
 
 CUSTOMERS = 800
 SEED = 11

@@ -18,7 +18,8 @@ from ml.synthetic.context import Context
 from ml.synthetic.generator import DEFAULT_END
 from ml.synthetic.people import make_people
 
-pytestmark = pytest.mark.integration
+# one worker builds this module's fixtures once (make test runs two, --dist loadgroup)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("identity_truth")]
 
 CUSTOMERS, SEED = 5000, 42
 

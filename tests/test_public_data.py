@@ -18,7 +18,8 @@ import duckdb
 import pytest
 from teal_testing import REPO_ROOT, settings_for
 
-pytestmark = pytest.mark.integration
+# one worker builds this module's fixtures once (make test runs two, --dist loadgroup)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("public_data")]
 
 CDNOW = REPO_ROOT / "data" / "public" / "cdnow" / "CDNOW_master.txt"
 DOCS = REPO_ROOT / "docs" / "bring-your-own-data.md"

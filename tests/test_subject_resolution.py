@@ -31,7 +31,8 @@ from ml.privacy import subjects
 from ml.privacy.erasure import ensure_tables, process_erasure_requests, traces_left
 from ml.settings import DBT_SELECTIONS
 
-pytestmark = pytest.mark.integration
+# one worker builds this module's fixtures once (make test runs two, --dist loadgroup)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("subject_resolution")]
 
 CRM = [
     "crm_id,first_name,last_name,email,phone,birth_date,gender,street,city,postcode,country,"
