@@ -228,6 +228,7 @@ def render(connection: duckdb.DuckDBPyConnection, settings: Settings) -> str:
     lines += reference_lines(connection)
     lines += identity_lines(connection)
     lines += audience_lines(connection)
+    lines += prediction_lines(connection, settings.models)
     lines += privacy_lines(connection)
     lines += dbt_lines(settings.reports)
     lines += where_to_look_lines(settings)
@@ -260,6 +261,47 @@ def audience_lines(connection: duckdb.DuckDBPyConnection) -> list[str]:
         ).fetchall()
         lines.append(f"Segments ({len(rows)}): members today (entered, left)")
         lines += [f"  {n:<34}{m:>9,}  (+{e:,}, -{x:,})" for n, m, e, x in rows]
+    return lines
+
+
+def prediction_lines(connection: duckdb.DuckDBPyConnection, models: Path) -> list[str]:
+    """The latest predictions run against its baselines, the models it could not fit, and
+    the recommenders' held-out NDCG@10 against popularity."""
+    lines: list[str] = []
+    if table_exists(connection, "ml", "prediction_runs"):
+        row = connection.execute(
+            "select metrics from ml.prediction_runs order by fitted_at desc limit 1"
+        ).fetchone()
+        metrics = json.loads(row[0]) if row and row[0] else {}
+        parts = [
+            f"{name} AUC {metrics[name]['model']['roc_auc']:.3f} "
+            f"(recency alone {metrics[name]['recency_baseline']['roc_auc']:.3f})"
+            for name in ("propensity", "churn")
+            if name in metrics
+        ]
+        if "clv" in metrics:
+            parts.append("CLV fitted")
+        skipped = metrics.get("skipped", {})
+        if skipped:
+            parts.append("not fitted (columns empty): " + ", ".join(sorted(skipped)))
+        if parts:
+            lines.append("Predictions, held out: " + "; ".join(parts))
+    if table_exists(connection, "ml", "customer_recommendations"):
+        version = connection.execute(
+            "select any_value(model_version) from ml.customer_recommendations"
+        ).fetchone()[0]
+        evaluation = models / "recommendations" / str(version) / "metrics.json"
+        if version and evaluation.is_file():
+            ndcg = {row["method"]: row["ndcg"] for row in json.loads(evaluation.read_text())}
+            if ndcg:
+                lines.append(
+                    "Recommendations, NDCG@10 held out: "
+                    + ", ".join(f"{method} {value:.3f}" for method, value in ndcg.items())
+                )
+            else:
+                lines.append(
+                    "Recommendations: served, not evaluated (nobody bought in the holdout)"
+                )
     return lines
 
 

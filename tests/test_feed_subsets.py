@@ -132,3 +132,5 @@ def test_a_subset_of_feeds_runs_end_to_end(subset, small_sample, tmp_path, defin
         f"Feeds absent (no file landed; what depends on them is empty): {', '.join(absent)}"
         in printed
     )
+    if "orders" not in feeds:
+        assert "not fitted (columns empty): churn, clv, propensity" in printed

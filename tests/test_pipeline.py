@@ -176,6 +176,9 @@ def test_run_summary_and_dbt_docs(run, tmp_path, capsys):
     assert "RFM as of 2026-11-21 00:00:00: " in summary and "Segments (14): " in summary
     assert "Identity: " in summary and "customers from" in summary
     assert "Great Expectations: 7 of 7 suites passed" in summary
+    assert "Predictions, held out: propensity AUC 0." in summary and "CLV fitted" in summary
+    assert "Recommendations, NDCG@10 held out: popularity 0." in summary
+    assert "not fitted" not in summary
     variables = json.dumps({"warehouse": str(run.warehouse)})
     docs = subprocess.run(
         [DBT_EXECUTABLE, "docs", "generate", "--target-path", str(tmp_path / "docs")]

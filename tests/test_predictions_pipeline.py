@@ -78,6 +78,23 @@ def test_propensity_beats_the_recency_baseline_on_the_held_out_month(warehouse):
     assert holdout["predicted_purchases"] == pytest.approx(holdout["actual_purchases"], rel=0.25)
 
 
+def test_every_recommender_beats_popularity_on_the_held_out_month(run, warehouse):
+    """The sample's shoppers have tastes (ml/synthetic/tastes.py): each personal method and
+    the hybrid rank what they bought in the held-out 30 days better than popularity."""
+    (version,) = warehouse.execute(
+        "select distinct model_version from ml.customer_recommendations"
+    ).fetchone()
+    metrics = json.loads(
+        (run.settings.models / "recommendations" / version / "metrics.json").read_text()
+    )
+    ndcg = {row["method"]: row["ndcg"] for row in metrics}
+    assert sorted(ndcg) == ["als", "content", "hybrid", "item_knn", "popularity"]
+    assert {row["users"] for row in metrics} == {278}
+    for method in ("item_knn", "als", "content", "hybrid"):
+        assert ndcg[method] > ndcg["popularity"] * 1.5, ndcg
+    assert ndcg["hybrid"] == max(ndcg.values()), ndcg
+
+
 def test_models_are_versioned_with_cards_and_the_report_has_charts(run, warehouse):
     (version,) = warehouse.execute(
         "select distinct model_version from ml.customer_predictions"
