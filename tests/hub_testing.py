@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from teal_testing import SampleRun
+from teal_testing import SampleRun, failed_steps
 
 from ml.hub.app import create_app
 from ml.hub.snapshot import CURRENT, current_folder
@@ -69,15 +69,6 @@ def hub_settings(sample_run: SampleRun, root: Path) -> Settings:
         hub_database=root / "hub.sqlite",
         hub_secret=HUB_SECRET,
     )
-
-
-def failed_steps(result) -> list[str]:
-    """The steps of a Dagster run that failed, with the first line of their error."""
-    return [
-        f"{event.step_key}: {event.step_failure_data.error.message.strip().splitlines()[0]}"
-        for event in result.all_events
-        if event.event_type_value == "STEP_FAILURE" and event.step_failure_data.error
-    ]
 
 
 def copy_snapshot(source_root: Path, target_root: Path) -> Path:

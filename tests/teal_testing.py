@@ -84,3 +84,28 @@ def run_dbt(command: str, warehouse: Path, target: Path, select: str, exclude: s
         command_line += ["--exclude", *exclude.split()]
     done = subprocess.run(command_line, cwd=DBT_PROJECT_DIR, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+# Dagster's console logger at ERROR: a whole run's debug lines would drown a failure's report
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def failed_steps(result) -> list[str]:
+    """The steps of a Dagster run that failed, with the first line of their error."""
+    return [
+        f"{event.step_key}: {event.step_failure_data.error.message.strip().splitlines()[0]}"
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE" and event.step_failure_data.error
+    ]
+
+
+def run_refresh_all(definitions, settings: Settings):
+    """Run the real `refresh_all` job on `settings` in a fresh instance; it must succeed (the
+    assertion names each failed step)."""
+    import dagster as dg
+
+    job = definitions(settings).resolve_job_def("refresh_all")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+    assert result.success, failed_steps(result)
+    return result

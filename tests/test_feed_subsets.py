@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import shutil
 
-import dagster as dg
 import duckdb
 import pytest
-from teal_testing import settings_for
+from teal_testing import run_refresh_all, settings_for
 
 from ml.landing import contracts
 from ml.settings import DBT_PROJECT_DIR
@@ -30,7 +29,6 @@ SUBSETS = {
     "crm_and_orders": ["crm", "orders", "products"],
     "no_consent_or_erasure": ["crm", "orders", "products", "clickstream"],
 }
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +57,7 @@ def test_a_subset_of_feeds_runs_end_to_end(subset, small_sample, tmp_path, defin
     settings = settings_for(tmp_path)
     for feed in feeds:
         shutil.copytree(small_sample / feed, settings.landing / feed)
-    job = definitions(settings).resolve_job_def("refresh_all")
-    with dg.instance_for_test() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
-    failures = [
-        f"{event.step_key}: {event.step_failure_data.error.message[:300]}"
-        for event in result.all_events
-        if event.event_type_value == "STEP_FAILURE"
-    ]
-    assert result.success, failures
+    run_refresh_all(definitions, settings)
 
     absent = [feed.name for feed in contracts.load() if feed.name not in feeds]
     with duckdb.connect(str(settings.warehouse), read_only=True) as connection:

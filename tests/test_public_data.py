@@ -13,10 +13,9 @@ import re
 import shutil
 import subprocess
 
-import dagster as dg
 import duckdb
 import pytest
-from teal_testing import REPO_ROOT, settings_for
+from teal_testing import REPO_ROOT, run_refresh_all, settings_for
 
 # one worker builds this module's fixtures once (make test runs two, --dist loadgroup)
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("public_data")]
@@ -24,7 +23,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("public_data")]
 CDNOW = REPO_ROOT / "data" / "public" / "cdnow" / "CDNOW_master.txt"
 DOCS = REPO_ROOT / "docs" / "bring-your-own-data.md"
 ROWS = 1500  # the first purchases: customers 00001 to 00436
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def docs_block(marker: str, language: str) -> str:
@@ -65,15 +63,7 @@ def test_cdnow_lands_and_runs_to_identity_rfm_and_a_segment(cdnow_file, tmp_path
     overrides = docs_block("# data/feeds.local.yml for CDNOW", "yaml")
     (tmp_path / "feeds.local.yml").write_text(overrides, encoding="utf-8")  # beside landing/
 
-    job = definitions(settings).resolve_job_def("refresh_all")
-    with dg.instance_for_test() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
-    failures = [
-        f"{event.step_key}: {event.step_failure_data.error.message[:300]}"
-        for event in result.all_events
-        if event.event_type_value == "STEP_FAILURE"
-    ]
-    assert result.success, failures
+    run_refresh_all(definitions, settings)
 
     with duckdb.connect(str(settings.warehouse), read_only=True) as connection:
 
