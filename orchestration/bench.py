@@ -116,10 +116,20 @@ class MemorySampler:
 
 
 READERS = {
-    "csv": "read_csv({files}, all_varchar = true, header = true, ignore_errors = true)",
-    "jsonl": "read_json({files}, format = 'newline_delimited', ignore_errors = true)",
+    # null_padding keeps a row with too many or too few fields, which the loader counts too
+    "csv": "read_csv({files}, all_varchar = true, header = true, ignore_errors = true, "
+    "null_padding = true)",
+    # the contract's columns, as the loader reads them: sampling a feed that holds a few
+    # malformed lines would otherwise read each line as a single JSON value
+    "jsonl": "read_json({files}, format = 'newline_delimited', ignore_errors = true, "
+    "columns = {columns})",
     "parquet": "read_parquet({files}, union_by_name = true)",
 }
+
+
+def _json_columns(feed: contracts.Feed) -> str:
+    types = {c.name: "JSON" if c.type == "json" else "VARCHAR" for c in feed.columns}
+    return "{" + ", ".join(f"{quote_literal(n)}: {quote_literal(t)}" for n, t in types.items()) + "}"
 
 
 def _scan_queries(feed: contracts.Feed, paths: list[Path]) -> list[str]:
@@ -132,7 +142,7 @@ def _scan_queries(feed: contracts.Feed, paths: list[Path]) -> list[str]:
         chosen = [p for p in paths if feed.file_format(p) == file_format]
         if chosen:
             files = "[" + ", ".join(quote_literal(p) for p in chosen) + "]"
-            source = reader.format(files=files)
+            source = reader.format(files=files, columns=_json_columns(feed))
             queries.append(f"select count(*), {', '.join(counted)} from {source}")
     return queries
 
