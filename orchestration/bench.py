@@ -129,7 +129,9 @@ READERS = {
 
 def _json_columns(feed: contracts.Feed) -> str:
     types = {c.name: "JSON" if c.type == "json" else "VARCHAR" for c in feed.columns}
-    return "{" + ", ".join(f"{quote_literal(n)}: {quote_literal(t)}" for n, t in types.items()) + "}"
+    return (
+        "{" + ", ".join(f"{quote_literal(n)}: {quote_literal(t)}" for n, t in types.items()) + "}"
+    )
 
 
 def _scan_queries(feed: contracts.Feed, paths: list[Path]) -> list[str]:
