@@ -254,6 +254,44 @@ def test_each_format_loses_the_erased_persons_rows_and_keeps_every_other_byte(la
         assert reconciliation(connection, feed)["reconciles"].all(), feed.name
 
 
+BOB_ROW = CRM_WITHOUT_ANN[CRM_WITHOUT_ANN.index(b"\r\n") + 2 :]
+ANN_ROW = CRM[CRM.rindex(b"C0000001") :]
+
+
+def test_files_of_one_feed_searched_together_are_each_rewritten_by_their_own_rows(landed):
+    """Erasure stages a feed's files in batches, like the loader: each file keeps its own row
+    numbers, a file without the person is left alone, and one the loader refused whole (here
+    it lacks columns) loses only the line that names her."""
+    connection, landing, contracts, originals = landed
+    header = CRM[: CRM.index(b"\r\n") + 2]
+    more = {
+        "crm/crm_2026-03-02.csv": header + BOB_ROW,
+        "crm/crm_2026-03-03.csv": header + BOB_ROW + ANN_ROW,
+        "crm/crm_2026-03-04.csv": b"crm_id,email\r\nC0000002,bob.stone@outlook.com\r\n"
+        b"C0000009,ANN.LEE@gmail.com\r\n",
+    }
+    for relative, content in more.items():
+        (landing / relative).write_bytes(content)
+    Loader(connection, landing, contracts, salt=TEST_SALT).land_all(progress=False)
+    removed_for_request(connection, ["crm/crm_2026-03-01.csv", *more])
+
+    outcome = follow(connection, landing, contracts, [REQUEST])
+
+    assert [(r.location, r.action, r.rows_before, r.rows_removed) for r in outcome.rewrites] == [
+        ("landing/crm/crm_2026-03-01.csv", "rewritten", 3, 2),
+        ("landing/crm/crm_2026-03-03.csv", "rewritten", 2, 1),
+        ("landing/crm/crm_2026-03-04.csv", "rewritten", 3, 1),
+    ]
+    assert outcome.files_searched == 4
+    assert (landing / "crm/crm_2026-03-01.csv").read_bytes() == CRM_WITHOUT_ANN
+    assert (landing / "crm/crm_2026-03-02.csv").read_bytes() == more["crm/crm_2026-03-02.csv"]
+    assert (landing / "crm/crm_2026-03-03.csv").read_bytes() == header + BOB_ROW
+    assert (landing / "crm/crm_2026-03-04.csv").read_bytes() == (
+        b"crm_id,email\r\nC0000002,bob.stone@outlook.com\r\n"
+    )
+    assert [r.rows for r in outcome.rewrites] == [(2, 5), (3,), (3,)]
+
+
 def test_an_original_put_back_is_rewritten_to_the_same_bytes(landed):
     connection, landing, contracts, originals = landed
     removed_for_request(connection, ["crm/crm_2026-03-01.csv", "orders/store_2026-03-01.parquet"])

@@ -29,6 +29,7 @@ from .tombstones import Tombstones, erased_sql
 
 STAGED = "landing_staged"
 LANDED = "landing_landed"
+BATCH_BYTES = 256 * 2**20  # files are read and checked together up to this much content
 
 
 @dataclass
@@ -62,13 +63,17 @@ def stage_batch(
     tombstones: Tombstones | None,
     *,
     with_kinds: bool = False,
+    duplicates: bool = True,
 ) -> StagedBatch:
-    """Read and check `sources` (one feed's files, each with its index); see the module."""
+    """Read and check `sources` (one feed's files, each with its index); see the module.
+    `duplicates=False` leaves every `_is_duplicate` false, for a caller that does not land
+    the rows (erasure's search of landing files)."""
     readings, unreadable = read_files(connection, feed, sources)
     supplied = supply_columns(connection, feed, readings)
     normalised = normalise_columns(connection, feed, ROWS)
     connection.execute(_checked_sql(feed, normalised, tombstones, with_kinds))
-    _mark_duplicates(connection, feed)
+    if duplicates:
+        _mark_duplicates(connection, feed)
     connection.execute(landed_view_sql(feed))
     refused = _refused_rows(connection, readings, with_kinds)
     quarantined, erased = [], []

@@ -43,7 +43,7 @@ from ml.sql import quote_ident, quote_literal
 from ml.yamlfile import YamlFileError
 
 from . import contracts as contracts_module
-from .batch import Refused, StagedBatch, drop_staged, stage_batch
+from .batch import BATCH_BYTES, Refused, StagedBatch, drop_staged, stage_batch
 from .checks import duplicate_key_sql
 from .contracts import ContractError, Contracts, Feed, is_gzip
 from .ledger import (
@@ -77,7 +77,6 @@ __all__ = [
     "reconciliation",
 ]
 
-BATCH_BYTES = 256 * 2**20  # files are read and checked together up to this much content
 QUARANTINED_HEAD_BYTES = 500  # of a file quarantined whole, kept as its raw text
 
 

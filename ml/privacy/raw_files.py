@@ -56,7 +56,7 @@ import pyarrow.parquet as pq
 
 from ml import audit, secrets
 from ml.landing.archive import archived_copies
-from ml.landing.batch import STAGED, StagedBatch, drop_staged, stage_batch
+from ml.landing.batch import BATCH_BYTES, STAGED, StagedBatch, drop_staged, stage_batch
 from ml.landing.contracts import Contracts, Feed, is_gzip
 from ml.landing.readers import ROWS, SourceFile
 from ml.landing.tombstones import TOMBSTONES, Tombstones, erase_by_values, identifier_tokens
@@ -132,19 +132,19 @@ def follow_erasure(
     tombstones = Tombstones.of(connection, salt)
     salt = secrets.validated(salt) if tombstones else salt
     feeds = {feed.name: feed for feed in contracts}
+    by_feed: dict[str, list[_Candidate]] = defaultdict(list)
     for feed_name, file, reason in _candidates(connection, request_ids or []):
-        feed = feeds.get(feed_name)
-        if feed is None:
+        if feed_name not in feeds:
             continue
         locations = _locations(landing, archive, file)
         if not locations:
             outcome.missing.append(file)
-        for path, label in locations:
-            outcome.files_searched += 1
-            rewrite = _rewrite_by_rule(
-                connection, feed, file, path, label, tombstones, salt, searched, contracts, reason
-            )
-            if rewrite is not None:
+        by_feed[feed_name] += [_Candidate(file, path, label, reason) for path, label in locations]
+    for feed_name, candidates in by_feed.items():
+        for batch in _batches(candidates):
+            outcome.files_searched += len(batch)
+            rules = _Rules(tombstones, salt, searched, contracts)
+            for rewrite in _rewrite_by_rule(connection, feeds[feed_name], batch, rules):
                 _record(connection, rewrite, reference, at)
                 outcome.rewrites.append(rewrite)
     for feed_name, file, path, label, checksum in _returned_originals(connection, landing, archive):
@@ -250,72 +250,124 @@ def _returned_originals(
 # --------------------------------------------------------------------------- which records
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """One place a ledger file lies, to be searched for erased people's records."""
+
+    file: str  # the ledger's name
+    path: Path
+    label: str  # landing/<file> or landing_archive/<day>/<file>
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What finds the records to remove: erasure's search and the tombstones."""
+
+    tombstones: Tombstones | None
+    salt: str
+    searched: Searched | None
+    contracts: Contracts
+
+
+def _batches(candidates: list[_Candidate]) -> list[list[_Candidate]]:
+    """The candidates in batches of at most BATCH_BYTES on disk, as the loader batches files
+    (a larger file is a batch of its own), so a feed of many small files is staged a few
+    times, not once per file."""
+    batches: list[list[_Candidate]] = []
+    size = 0
+    for candidate in candidates:
+        file_size = candidate.path.stat().st_size
+        if not batches or (batches[-1] and size + file_size > BATCH_BYTES):
+            batches.append([])
+            size = 0
+        batches[-1].append(candidate)
+        size += file_size
+    return batches
+
+
 def _rewrite_by_rule(
-    connection: duckdb.DuckDBPyConnection,
-    feed: Feed,
-    file: str,
-    path: Path,
-    label: str,
-    tombstones: Tombstones | None,
-    salt: str,
-    searched: Searched | None,
-    contracts: Contracts,
-    reason: str,
-) -> FileRewrite | None:
-    """Read one file with the loader's code and rewrite it without the records erasure's
-    rule or the tombstones find; None when it holds none."""
-    content = path.read_bytes()
-    file_format = feed.file_format(path)
-    checksum = hashlib.sha256(content).hexdigest()
-    if file_format is None:
-        return None
-    source = SourceFile(0, path, file, file_format, content)
+    connection: duckdb.DuckDBPyConnection, feed: Feed, batch: list[_Candidate], rules: _Rules
+) -> list[FileRewrite]:
+    """Read a batch of one feed's files with the loader's code and rewrite each without the
+    records erasure's rule or the tombstones find; the rewrites, in the batch's order."""
+    sources: dict[int, SourceFile] = {}
+    for index, candidate in enumerate(batch):
+        file_format = feed.file_format(candidate.path)
+        if file_format is not None:
+            content = candidate.path.read_bytes()
+            sources[index] = SourceFile(index, candidate.path, candidate.file, file_format, content)
+    if not sources:
+        return []
     try:
-        staged = stage_batch(connection, feed, [source], tombstones)
-        if 0 in staged.unreadable:
-            return _rewrite_unreadable(
-                connection, feed, file, path, label, content, checksum, tombstones, reason
-            )
-        starts = [
-            n
-            for (n,) in connection.execute(f"select _row_number from {ROWS} order by 1").fetchall()
-        ]
-        dropped = _records_naming_erased(
-            connection, feed, staged, tombstones, salt, searched, contracts
+        staged = stage_batch(connection, feed, list(sources.values()), rules.tombstones,
+                             duplicates=False)  # fmt: skip
+        dropped = _records_naming_erased(connection, feed, staged, rules)
+        by_file: dict[int, dict[int, str | None]] = defaultdict(dict)
+        for (index, number), request_id in dropped.items():
+            by_file[index][number] = request_id
+        starts = _record_starts(connection, list(by_file))
+        counts = dict(
+            connection.execute(f"select _file, count(*) from {ROWS} group by 1").fetchall()
         )
     finally:
         drop_staged(connection)
-    if not dropped:
-        return None
-    data = _without_records(file_format, path, content, set(dropped), starts)
-    return _write(feed, file, path, label, content, checksum, data, len(starts), dropped, reason)
+    rewrites: dict[int, FileRewrite | None] = {}
+    for index in staged.unreadable:
+        source, candidate = sources[index], batch[index]
+        rewrites[index] = _rewrite_unreadable(
+            connection, feed, candidate.file, candidate.path, candidate.label, source.content,
+            hashlib.sha256(source.content).hexdigest(), rules.tombstones, candidate.reason,
+        )  # fmt: skip
+    for index, rows in by_file.items():
+        if index in staged.unreadable:
+            continue
+        source, candidate = sources[index], batch[index]
+        data = _without_records(
+            source.file_format, candidate.path, source.content, set(rows), starts[index]
+        )
+        rewrites[index] = _write(
+            feed, candidate.file, candidate.path, candidate.label, source.content,
+            hashlib.sha256(source.content).hexdigest(), data, counts.get(index, 0), rows,
+            candidate.reason,
+        )  # fmt: skip
+    return [rewrite for _, rewrite in sorted(rewrites.items()) if rewrite is not None]
+
+
+def _record_starts(connection: duckdb.DuckDBPyConnection, files: list[int]) -> dict[int, list[int]]:
+    """File index -> the row numbers (first lines) of its records, for the files given."""
+    starts: dict[int, list[int]] = {index: [] for index in files}
+    if files:
+        for index, number in connection.execute(
+            f"select _file, _row_number from {ROWS} where list_contains(?::integer[], _file) "
+            "order by 1, 2",
+            [files],
+        ).fetchall():
+            starts[index].append(number)
+    return starts
 
 
 def _records_naming_erased(
-    connection: duckdb.DuckDBPyConnection,
-    feed: Feed,
-    staged: StagedBatch,
-    tombstones: Tombstones | None,
-    salt: str,
-    searched: Searched | None,
-    contracts: Contracts,
-) -> dict[int, str | None]:
-    """Row number -> the request it belongs to (None when unknown) of every record to remove."""
-    found: dict[int, str | None] = {}
+    connection: duckdb.DuckDBPyConnection, feed: Feed, staged: StagedBatch, rules: _Rules
+) -> dict[tuple[int, int], str | None]:
+    """(file index, row number) -> the request it belongs to (None when unknown) of every
+    record to remove."""
+    found: dict[tuple[int, int], str | None] = {}
 
-    def add(rows: list[tuple[int, str | None]]) -> None:
-        for number, request_id in rows:
-            if found.get(number) is None:
-                found[number] = request_id
+    def add(rows: list[tuple[int, int, str | None]]) -> None:
+        for index, number, request_id in rows:
+            if found.get((index, number)) is None:
+                found[(index, number)] = request_id
 
+    tombstones, searched = rules.tombstones, rules.searched
     refused = staged.quarantined + staged.erased_by_text
     if searched is not None:
-        personal = feed_declarations(contracts)[feed.qualified_table].personal
+        personal = feed_declarations(rules.contracts)[feed.qualified_table].personal
         columns = tuple(c for c in (*feed.column_names, *feed.derived_columns) if c in personal)
         if columns:
             add(
                 connection.execute(
-                    f"select staged._row_number, found.request_id from ("
+                    f"select staged._file, staged._row_number, found.request_id from ("
                     f"{rows_naming_erased_sql(STAGED, columns, searched)}) as found "
                     f"inner join {STAGED} as staged on staged.rowid = found.row_id"
                 ).fetchall()
@@ -323,6 +375,7 @@ def _records_naming_erased(
         if refused:
             texts = pa.table(
                 {
+                    "file": pa.array([r.file for r in refused], pa.int64()),
                     "row_number": pa.array([r.row_number for r in refused], pa.int64()),
                     "raw_text": pa.array([r.raw_text for r in refused], pa.string()),
                 }
@@ -335,7 +388,7 @@ def _records_naming_erased(
             try:
                 add(
                     connection.execute(
-                        f"select refused.row_number, found.request_id from ("
+                        f"select refused.file, refused.row_number, found.request_id from ("
                         f"{rows_naming_erased_sql(REFUSED, ('raw_text',), searched)}) as found "
                         f"inner join {REFUSED} as refused on refused.rowid = found.row_id"
                     ).fetchall()
@@ -343,27 +396,30 @@ def _records_naming_erased(
             finally:
                 connection.execute(f"drop table if exists temp.{REFUSED}")
     if tombstones is not None:
-        add(_tombstoned_records(connection, feed, salt))
+        add(_tombstoned_records(connection, feed, rules.salt))
         owners = _tombstone_owners(connection)
         for row in staged.erased_by_text:
             hashes = {
                 secrets.salted_hash(t, tombstones.salt) for t in identifier_tokens(row.raw_text)
             }
-            add([(row.row_number, min((owners[h] for h in hashes if h in owners), default=None))])
+            owner = min((owners[h] for h in hashes if h in owners), default=None)
+            add([(row.file, row.row_number, owner)])
     return found
 
 
 def _tombstoned_records(
     connection: duckdb.DuckDBPyConnection, feed: Feed, salt: str
-) -> list[tuple[int, str]]:
-    """(row number, request) of the staged records whose erase_by values are tombstoned."""
+) -> list[tuple[int, int, str]]:
+    """(file index, row number, request) of the staged records whose erase_by values are
+    tombstoned."""
     values = erase_by_values(feed)
     if not values:
         return []
     hashes = ", ".join(secrets.salted_hash_sql(value, salt) for _, value in values)
     return connection.execute(
-        f"select staged._row_number, min(tombstones.erasure_request_id) from "
-        f"(select _row_number, unnest([{hashes}]) as identifier_hash from {STAGED}) as staged "
+        f"select staged._file, staged._row_number, min(tombstones.erasure_request_id) from "
+        f"(select _file, _row_number, unnest([{hashes}]) as identifier_hash from {STAGED}) "
+        "as staged "
         f"inner join {TOMBSTONES} as tombstones using (identifier_hash) group by all"
     ).fetchall()
 
