@@ -27,7 +27,7 @@ def test_floor_counts_every_feed_it_can_scan_even_with_malformed_lines(tmp_path)
     # line as one JSON value, and the floor query failed
     first.write_bytes(b'[1, 2]\n"text"\n{not json\n' + first.read_bytes())
 
-    floor = bench.scan_floor(settings)
+    floor = bench.scan_floor(settings, scratch=tmp_path)
 
     assert set(floor) == {"crm", "orders", "clickstream", "accounts", "consent", "erasure"}
     events = sum(_lines(p) for p in (settings.landing / "clickstream").glob("*.jsonl"))
@@ -38,7 +38,8 @@ def test_floor_counts_every_feed_it_can_scan_even_with_malformed_lines(tmp_path)
         with open(path, newline="", encoding="utf-8", errors="replace") as handle:
             crm_rows += sum(1 for _ in csv.reader(handle)) - 1
     assert floor["crm"]["rows"] == crm_rows
-    assert all(scan["seconds"] >= 0 for scan in floor.values())
+    assert all(scan["seconds"] >= 0 and scan["copy_seconds"] > 0 for scan in floor.values())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("tmp")] == []  # scratch gone
 
 
 def _stage(name, seconds, rows=None, status="ok"):
@@ -60,10 +61,11 @@ def test_ratios_compare_landing_with_its_floor_and_validation_with_its_landing()
         _stage("land_products", 1.0, 50),
         _stage("resolve_identities", 9.0, 1000),
     ]
-    bench.add_ratios(stages, {"crm": {"seconds": 2.0, "rows": 1000}})
+    bench.add_ratios(stages, {"crm": {"seconds": 2.0, "rows": 1000, "copy_seconds": 4.0}})
 
     by_name = {s["stage"]: s for s in stages}
     assert (by_name["land_crm"]["ratio"], by_name["land_crm"]["ratio_to"]) == (3.0, "floor")
+    assert by_name["land_crm"]["copy_ratio"] == 1.5
     validation = by_name["crm__customers_great_expectations"]
     assert (validation["ratio"], validation["ratio_to"]) == (0.5, "landing")
     assert "ratio" not in by_name["land_products"]  # XML: no floor
@@ -78,7 +80,7 @@ def test_table_shows_each_change_against_an_earlier_bench():
         "duckdb_threads": 2,
         "date": "2026-12-05",
         "generate": {"seconds": 1.0, "rows": 5000},
-        "floor": {"crm": {"seconds": 2.0, "rows": 1000}},
+        "floor": {"crm": {"seconds": 2.0, "rows": 1000, "copy_seconds": 4.0}},
         "stages": [_stage("land_crm", 6.0, 1000), _stage("teal_dbt_feeds", 20.0, status="failed")],
         "job_seconds": 30.0,
         "landing_bytes": 2_000_000,
@@ -91,7 +93,13 @@ def test_table_shows_each_change_against_an_earlier_bench():
     lines = bench.render(report, previous).splitlines()
 
     land = next(line for line in lines if line.startswith("land_crm"))
-    assert land.split() == ["land_crm", "6.0", "100", "1,000", "167", "3.0x", "floor", "-2.5s"]
+    assert land.split() == [
+        "land_crm", "6.0", "100", "1,000", "167", "3.0x", "floor,", "1.5x", "copy", "-2.5s"
+    ]  # fmt: skip
+    assert [line.split() for line in lines if line.startswith("floor:")] == [
+        ["floor:", "scan", "crm", "2.0", "1,000"],
+        ["floor:", "copy", "crm", "into", "a", "table", "4.0"],
+    ]
     assert next(line for line in lines if line.startswith("teal_dbt_feeds (failed)"))
     whole = next(line for line in lines if line.startswith("the whole job"))
     assert whole.split()[-1] == "+5.0s"
