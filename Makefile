@@ -105,8 +105,9 @@ docs: $(VENV)/.run-installed ## build the dbt docs site (dbt_project/target/inde
 	cd dbt_project && ../$(BIN)/dbt docs generate
 	$(BIN)/python -m expectations.docs
 
-bench: $(VENV)/.run-installed ## time and peak memory per stage at CUSTOMERS=N (default 5000)
-	TEAL_AS_OF=$(AS_OF) $(BIN)/python -m orchestration.bench --customers $(CUSTOMERS) --seed $(SEED)
+bench: $(VENV)/.run-installed ## time and peak memory per stage at CUSTOMERS=N (default 5000); COMPARE=an earlier bench.json
+	TEAL_AS_OF=$(AS_OF) $(BIN)/python -m orchestration.bench --customers $(CUSTOMERS) --seed $(SEED) \
+	  $(if $(COMPARE),--compare $(COMPARE))
 
 FEBRL_DIR := data/benchmarks/febrl
 $(FEBRL_DIR)/dataset1.csv: | $(BIN)/uv

@@ -314,7 +314,7 @@ def render(report: dict, previous: dict | None = None) -> str:
         f"\nTeal bench: {report['customers']:,} customers, {report['cpu_count']} cores, "
         f"DuckDB {report['duckdb_memory_limit']} / {report['duckdb_threads']} threads, "
         f"{report['date']}",
-        f"\n{'stage':<52}{'seconds':>9}{'peak MB':>9}{'rows':>12}{'rows/s':>11}{'ratio':>22}"
+        f"\n{'stage':<52}{'seconds':>9}{'peak MB':>9}{'rows':>12}{'rows/s':>11} {'ratio':>22}"
         + ("  change" if previous else ""),
     ]
 
@@ -323,7 +323,7 @@ def render(report: dict, previous: dict | None = None) -> str:
         rate = f"{per_second:,}" if per_second else ""
         peak_text = f"{peak:,.0f}" if peak is not None else ""
         return (
-            f"{name:<52}{seconds:>9.1f}{peak_text:>9}{rows_text:>12}{rate:>11}{ratio:>22}{change}"
+            f"{name:<52}{seconds:>9.1f}{peak_text:>9}{rows_text:>12}{rate:>11} {ratio:>22}{change}"
         )
 
     lines.append(
