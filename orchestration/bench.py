@@ -50,6 +50,8 @@ ROW_KEYS = (
     "rows",
     "dagster/row_count",
 )
+# metadata with a step's seconds per phase (erasure's), printed under the step
+PHASES_KEY = "seconds_by_phase"
 
 
 # --------------------------------------------------------------------------- memory sampling
@@ -227,9 +229,12 @@ def step_stages(entries: list, sampler: MemorySampler) -> list[dict]:
         elif kind in ("ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION"):
             data = event.event_specific_data
             entry = getattr(data, "materialization", data)
-            rows = _rows_of(dict(getattr(entry, "metadata", {}) or {}))
+            metadata = dict(getattr(entry, "metadata", {}) or {})
+            rows = _rows_of(metadata)
             if rows is not None:
                 step["rows"] = max(step["rows"] or 0, rows)
+            if PHASES_KEY in metadata:
+                step["phases"] = dict(getattr(metadata[PHASES_KEY], "value", {}) or {})
     stages = []
     for step in steps.values():
         if "start" not in step or "end" not in step:
@@ -246,6 +251,7 @@ def step_stages(entries: list, sampler: MemorySampler) -> list[dict]:
                 else None,
                 "status": step["status"],
                 "started": step["start"],
+                "phases": step.get("phases", {}),
             }
         )
     return sorted(stages, key=lambda s: s["started"])
@@ -358,6 +364,8 @@ def render(report: dict, previous: dict | None = None) -> str:
                 change,
             )
         )
+        for phase, seconds in stage.get("phases", {}).items():
+            lines.append(line(f"  {phase}", seconds, None))
     change = ""
     if previous:
         change = f"  {report['job_seconds'] - previous.get('job_seconds', 0):+.1f}s"

@@ -75,7 +75,6 @@ Output frames of `IdentityGraph` (all sorted deterministically, as noted):
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -89,6 +88,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from ml.identity.config import ALL_TYPES, IdentityConfig, load_config
+from ml.timing import Stopwatch
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +154,9 @@ def resolve_graph(
     with timer.phase("checking input"):
         obs = _read_observations(observations, cfg)
         links = _read_extra_links(extra_links, cfg)
+        # from here on `obs` holds what is needed, column by column, each dropped once used: a
+        # caller that passes the frame without keeping it lets its memory go as the graph grows
+        del observations
 
     with timer.phase("coding identifiers"):
         # nodes are distinct (id_type, id_value), numbered in (type rank, value) order, so a
@@ -917,20 +920,19 @@ def _utc(micros: np.ndarray) -> pd.Series:
 # ---------------------------------------------------------------------------- progress
 
 
-class _Timer:
+class _Timer(Stopwatch):
     """Times each phase; with `progress`, shows a tqdm bar over the phases."""
 
     def __init__(self, progress: bool) -> None:
-        self.seconds: dict[str, float] = {}
+        super().__init__()
         self.bar = _bar(len(_PHASES), "identity graph", progress)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         if self.bar is not None:
             self.bar.set_postfix_str(name)
-        start = time.perf_counter()
-        yield
-        self.seconds[name] = round(time.perf_counter() - start, 3)
+        with super().phase(name):
+            yield
         logger.debug("identity graph: %s took %.2f s", name, self.seconds[name])
         if self.bar is not None:
             self.bar.update(1)

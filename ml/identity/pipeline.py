@@ -5,10 +5,10 @@
 
 Steps, all on one DuckDB connection (Dagster calls this from orchestration/defs/identity.py):
 
-1. read `intermediate.int_identifiers_observed` (every identifier of every source record) and the
-   CRM person records of `staging.stg_crm__customers`;
-2. score CRM records that share no strong identifier with the Fellegi-Sunter matcher
-   (`ml.identity.matching`) and keep the accepted links as extra edges;
+1. read the CRM person records of `staging.stg_crm__customers` and score those that share no
+   strong identifier with the Fellegi-Sunter matcher (`ml.identity.matching`), keeping the
+   accepted links as extra edges;
+2. read `intermediate.int_identifiers_observed` (every identifier of every source record);
 3. link everything in the identity graph with the merge protection of `identity.yml`
    (`ml.identity.graph`);
 4. give every customer cluster its stable id, keeping last run's ids (`ml.identity.stable_ids`);
@@ -28,7 +28,8 @@ import pandas as pd
 from ml.identity import config as identity_config
 from ml.identity import graph as identity_graph
 from ml.identity import matching, stable_ids
-from ml.warehouse import table_exists
+from ml.memory import release_unused
+from ml.warehouse import read_frame, table_exists
 
 SCHEMA = "identity"
 OBSERVATIONS = "intermediate.int_identifiers_observed"
@@ -105,22 +106,34 @@ class IdentityOutcome:
 
 def read_inputs(connection: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The observed identifiers and the CRM person records in the matcher's standard columns."""
-    observations = connection.execute(
-        f"select record_key, source, id_type, id_value, first_seen_at from {OBSERVATIONS}"
-    ).df()
+    return read_observations(connection), read_people(connection)
+
+
+def read_observations(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every identifier of every source record (millions of rows: read through Arrow)."""
+    return read_frame(
+        connection,
+        f"select record_key, source, id_type, id_value, first_seen_at from {OBSERVATIONS}",
+    )
+
+
+def read_people(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The CRM person records in the matcher's standard columns, birth dates as text."""
     columns = ", ".join(f"{source} as {target}" for source, target in PERSON_COLUMNS.items())
-    people = connection.execute(f"select {columns} from {CRM_RECORDS} order by crm_id").df()
+    people = read_frame(connection, f"select {columns} from {CRM_RECORDS} order by crm_id")
     people["date_of_birth"] = people["date_of_birth"].astype("string")
-    return observations, people
+    return people
 
 
 def previous_mapping(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     """Last run's identifier -> customer id, or None on a first run (or a full rebuild)."""
     if not table_exists(connection, SCHEMA, "identifiers"):
         return None
-    return connection.execute(
-        f"select id_type, id_value, customer_id from {SCHEMA}.identifiers where customer_id is not null"
-    ).df()
+    return read_frame(
+        connection,
+        f"select id_type, id_value, customer_id from {SCHEMA}.identifiers "
+        "where customer_id is not null",
+    )
 
 
 def match_links(people: pd.DataFrame, settings: Any = None, *, progress: bool = False):
@@ -170,16 +183,33 @@ def resolve_warehouse(
     config = (
         identity_config.load_config(config_path) if config_path else identity_config.load_config()
     )
-    observations, people = read_inputs(connection)
+    # one input at a time, each let go once used: at a million customers the matcher's working
+    # set, the 14 million observations and the graph's arrays would not fit beside each other
+    people = read_people(connection)
     edges, resolution = match_links(people, match_settings, progress=progress)
-    graph = identity_graph.resolve_graph(observations, edges, config, progress=progress)
+    links, model, match_report = resolution.links, resolution.model, resolution.report
+    del people, resolution
+    release_unused()
+    # the observations frame is handed over, not kept: the graph lets its columns go once used
+    graph = identity_graph.resolve_graph(
+        read_observations(connection), edges, config, progress=progress
+    )
+    observed = int(graph.stats["observations"])
+    match_count = len(edges)
+    del edges
+    release_unused()
     previous = previous_mapping(connection)
     assignment = stable_ids.assign_customer_ids(graph, previous, run_id=run_id, now=now)
+    del previous
     customer_of_cluster = assignment.customers[["cluster_id", "customer_id"]].drop_duplicates(
         "cluster_id"
     )
-    identifiers = graph.nodes.merge(assignment.mapping, on=["id_type", "id_value"], how="left")
-    records = graph.records.merge(customer_of_cluster, on="cluster_id", how="left")
+    # the graph's node and record frames give way to their copies with customer ids
+    graph.nodes = identifiers = graph.nodes.merge(
+        assignment.mapping, on=["id_type", "id_value"], how="left"
+    )
+    graph.records = records = graph.records.merge(customer_of_cluster, on="cluster_id", how="left")
+    release_unused()
 
     connection.execute(f"create schema if not exists {SCHEMA}")
     connection.execute("begin transaction")
@@ -205,11 +235,11 @@ def resolve_warehouse(
         _replace(connection, "evidence", graph.evidence)
         _replace(connection, "refused_merges", graph.refused)
         _replace(connection, "shared_identifiers", graph.shared)
-        _replace(connection, "match_links", resolution.links)
+        _replace(connection, "match_links", links)
         _replace(
             connection,
             "match_model",
-            pd.DataFrame({"run_id": [run_id], "model": [resolution.model.to_json()]}),
+            pd.DataFrame({"run_id": [run_id], "model": [model.to_json()]}),
         )
         connection.execute(HISTORY_DDL)
         if len(assignment.events):
@@ -227,19 +257,24 @@ def resolve_warehouse(
         connection.execute("rollback")
         raise
 
+    record_count, unresolved = len(records), int(records["customer_id"].isna().sum())
+    del identifiers, records
+    graph.nodes = graph.nodes.iloc[:0]  # written: let the rows go before the next step
+    graph.records = graph.records.iloc[:0]
+    release_unused()
     events = (
         assignment.events["event_type"].value_counts().to_dict() if len(assignment.events) else {}
     )
     return IdentityOutcome(
         run_id=run_id,
-        observations=len(observations),
-        records=len(records),
-        records_unresolved=int(records["customer_id"].isna().sum()),
+        observations=observed,
+        records=record_count,
+        records_unresolved=unresolved,
         customers=len(assignment.customers),
-        match_links=len(edges),
+        match_links=match_count,
         events={str(k): int(v) for k, v in events.items()},
         shared=len(graph.shared),
         never_linked=len(graph.never_linked),
         refused=len(graph.refused),
-        match_report=resolution.report.to_dict(),
+        match_report=match_report.to_dict(),
     )

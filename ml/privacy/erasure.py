@@ -69,6 +69,7 @@ from ml.privacy.export_files import ExportAmendments
 from ml.privacy.personal_columns import DBT_MANIFEST, find_personal_tables
 from ml.privacy.raw_files import RawFilesOutcome
 from ml.privacy.tombstones import TOMBSTONES_DDL, traces_left
+from ml.timing import Stopwatch
 
 __all__ = [
     "ErasureOutcome",
@@ -121,15 +122,22 @@ def process_erasure_requests(
         places = Places(exports=Path(exports_root) if exports_root is not None else None)
     ensure_tables(connection)
     outcome = ErasureOutcome(run_id=run_id)
+    watch = Stopwatch(outcome.seconds)
     connection.execute("begin transaction")
     try:
         pending = subjects.load_pending_requests(connection, contracts)
         if not pending.empty:
-            _erase_pending(connection, pending, outcome, contracts, dbt_manifest, places, salt)
+            _erase_pending(
+                connection, pending, outcome, contracts, dbt_manifest, places, salt, watch
+            )
         elif places.landing is not None:
-            raw = _follow_into_landing_files(connection, contracts, places, salt, run_id, _now())
+            with watch.phase("landing files"):
+                raw = _follow_into_landing_files(
+                    connection, contracts, places, salt, run_id, _now()
+                )
             outcome.landing_files_rewritten = len(raw.rewrites)
-        connection.execute("commit")
+        with watch.phase("commit"):
+            connection.execute("commit")
     except BaseException:
         connection.execute("rollback")
         raise
@@ -147,33 +155,40 @@ def _erase_pending(
     dbt_manifest: Path,
     places: Places,
     salt: str,
+    watch: Stopwatch,
 ) -> None:
     """Steps 1 to 6 of the module docstring for the pending requests, into `outcome`."""
     processed_at = _now()
     request_ids = list(pending["request_id"])
-    subjects.collect_identifiers(connection)
-    requests = subjects.describe_requests(connection)  # before identity loses their rows
-    people = export_matching.erased_people(connection)
-    tables = find_personal_tables(connection, contracts, dbt_manifest)
-    searched = table_rows.prepare_search(connection)
-    in_tables, by_table = table_rows.delete_rows_naming_erased(
-        connection, tables, contracts, processed_at, searched
-    )
+    with watch.phase("who"):
+        subjects.collect_identifiers(connection)
+        requests = subjects.describe_requests(connection)  # before identity loses their rows
+        people = export_matching.erased_people(connection)
+    with watch.phase("tables"):
+        tables = find_personal_tables(connection, contracts, dbt_manifest)
+        searched = table_rows.prepare_search(connection)
+        in_tables, by_table = table_rows.delete_rows_naming_erased(
+            connection, tables, contracts, processed_at, searched
+        )
     in_files = ExportAmendments()
     if places.exports is not None:
-        in_files = export_files.amend_exports(
-            connection, places.exports, people, outcome.run_id, processed_at
-        )
+        with watch.phase("export files"):
+            in_files = export_files.amend_exports(
+                connection, places.exports, people, outcome.run_id, processed_at
+            )
     in_hub = ExportAmendments()
     if places.hub_snapshots is not None:
-        in_hub = export_files.amend_hub_snapshots(places.hub_snapshots, people, processed_at)
-    outcome.tombstones_added = tombstones.add_tombstones(connection, salt, processed_at)
+        with watch.phase("hub snapshots"):
+            in_hub = export_files.amend_hub_snapshots(places.hub_snapshots, people, processed_at)
+    with watch.phase("tombstones"):
+        outcome.tombstones_added = tombstones.add_tombstones(connection, salt, processed_at)
     raw = RawFilesOutcome()
     if places.landing is not None:
-        raw = _follow_into_landing_files(
-            connection, contracts, places, salt, outcome.run_id, processed_at,
-            request_ids, searched,
-        )  # fmt: skip
+        with watch.phase("landing files"):
+            raw = _follow_into_landing_files(
+                connection, contracts, places, salt, outcome.run_id, processed_at,
+                request_ids, searched,
+            )  # fmt: skip
     in_landing = raw.by_request()
     outcome.landing_files_rewritten = len(raw.rewrites)
     outcome.rows_removed_by_table = {
@@ -192,7 +207,8 @@ def _erase_pending(
             **in_landing.get(row.request_id, {}),
         }
         outcome.requests.append(_request_outcome(row, requests[row.request_id], rows, contracts))
-    write_erasure_log(connection, outcome, processed_at, _now())
+    with watch.phase("log"):
+        write_erasure_log(connection, outcome, processed_at, _now())
 
 
 def _follow_into_landing_files(

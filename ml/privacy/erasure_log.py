@@ -110,6 +110,7 @@ class ErasureOutcome:
     tombstones_added: int = 0
     stores: list[StoreSearch] = field(default_factory=list)
     landing_files_rewritten: int = 0  # this run, for these requests or earlier ones
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase (ml/timing.py)
 
     @property
     def rows_removed(self) -> int:
@@ -147,6 +148,7 @@ class ErasureOutcome:
             "tombstones_added": self.tombstones_added,
             "landing_files_rewritten": self.landing_files_rewritten,
             "stores_searched": {s.store: f"{s.searched} {s.unit}" for s in self.stores},
+            "seconds": dict(self.seconds),
         }
 
 

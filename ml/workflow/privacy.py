@@ -17,6 +17,7 @@ from ml.privacy.personal_columns import DBT_MANIFEST
 from ml.privacy.tombstones import ErasedWords
 from ml.secrets import check_salt
 from ml.settings import Settings
+from ml.timing import Stopwatch
 
 
 @dataclass
@@ -68,13 +69,16 @@ def erase_requested(settings: Settings, *, run_id: str) -> ErasureStep:
             dbt_manifest=manifest,
             places=places(settings),
         )
+        watch = Stopwatch(outcome.seconds)  # the phases below join erasure's own
         identity_after = None
         if outcome.anything_removed:
-            identity_after = resolve_warehouse(connection, run_id=f"{run_id}-after-erasure")
+            with watch.phase("identity again"):
+                identity_after = resolve_warehouse(connection, run_id=f"{run_id}-after-erasure")
     compacted = None
     if outcome.rows_removed:
         # no connection is open here: the file can be rewritten without the deleted rows
-        compacted = compact_warehouse(settings.warehouse, settings.duckdb_config())
+        with watch.phase("compaction"):
+            compacted = compact_warehouse(settings.warehouse, settings.duckdb_config())
     request_ids = [request.request_id for request in outcome.requests]
     with settings.connect() as connection:
         (pending,) = connection.execute(
@@ -82,12 +86,17 @@ def erase_requested(settings: Settings, *, run_id: str) -> ErasureStep:
             "select 1 from privacy.erasure_log as log "
             "where log.erasure_request_id = requests.request_id)"
         ).fetchone()
-        traces = traces_left(connection, salt, contracts)
+        with watch.phase("traces"):
+            traces = traces_left(connection, salt, contracts)
         words = None
         if request_ids:
-            words = ErasedWords.of_requests(connection, salt, request_ids)
-            stores = [_file_store(compacted), search_artefacts(artefact_folders(settings), words)]
-            record_store_searches(connection, request_ids, stores, run_id)
+            with watch.phase("run artefacts"):
+                words = ErasedWords.of_requests(connection, salt, request_ids)
+                stores = [
+                    _file_store(compacted),
+                    search_artefacts(artefact_folders(settings), words),
+                ]
+                record_store_searches(connection, request_ids, stores, run_id)
     return ErasureStep(outcome, identity_after, compacted, pending, traces, words)
 
 

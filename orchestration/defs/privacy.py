@@ -27,6 +27,7 @@ from ml.privacy.artefacts import search_artefacts
 from ml.privacy.erasure_log import STORE_DAGSTER, StoreSearch
 from ml.privacy.tombstones import ErasedWords
 from ml.settings import Settings
+from ml.timing import Stopwatch
 from ml.workflow.privacy import erase_requested, record_run_history_search
 from orchestration.defs.identity import IDENTITY_KEYS
 from orchestration.defs.metadata import table_metadata
@@ -79,7 +80,8 @@ def process_erasure_requests(
         context.log.info(f"identity resolved again after erasure: {step.identity_after.as_dict()}")
     history = None
     if step.words is not None:
-        history = search_run_history(context.instance, step.words)
+        with Stopwatch(step.outcome.seconds).phase("run history"):
+            history = search_run_history(context.instance, step.words)
         record_run_history_search(settings, step, history.store)
     metadata = {
         "requests_processed": summary["requests"],
@@ -87,6 +89,7 @@ def process_erasure_requests(
         "landing_files_rewritten": summary["landing_files_rewritten"],
         "requests": table_metadata(step.outcome.requests_frame()),
         "stores_searched": dg.MetadataValue.json(summary["stores_searched"]),
+        "seconds_by_phase": dg.MetadataValue.json(step.outcome.seconds),
     }
     if step.compacted is not None:
         metadata["file_bytes_before"], metadata["file_bytes_after"] = step.compacted
