@@ -50,7 +50,8 @@ ROW_KEYS = (
     "rows",
     "dagster/row_count",
 )
-# metadata with a step's seconds per phase (erasure's), printed under the step
+# metadata with a step's seconds per phase (erasure's: [{phase, seconds}] in the order they ran),
+# printed under the step
 PHASES_KEY = "seconds_by_phase"
 
 
@@ -234,7 +235,8 @@ def step_stages(entries: list, sampler: MemorySampler) -> list[dict]:
             if rows is not None:
                 step["rows"] = max(step["rows"] or 0, rows)
             if PHASES_KEY in metadata:
-                step["phases"] = dict(getattr(metadata[PHASES_KEY], "value", {}) or {})
+                phases = getattr(metadata[PHASES_KEY], "value", None) or []
+                step["phases"] = {item["phase"]: item["seconds"] for item in phases}
     stages = []
     for step in steps.values():
         if "start" not in step or "end" not in step:

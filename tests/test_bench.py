@@ -81,7 +81,11 @@ def test_table_shows_each_change_against_an_earlier_bench():
         "date": "2026-12-05",
         "generate": {"seconds": 1.0, "rows": 5000},
         "floor": {"crm": {"seconds": 2.0, "rows": 1000, "copy_seconds": 4.0}},
-        "stages": [_stage("land_crm", 6.0, 1000), _stage("teal_dbt_feeds", 20.0, status="failed")],
+        "stages": [
+            _stage("land_crm", 6.0, 1000),
+            _stage("teal_dbt_feeds", 20.0, status="failed"),
+            {**_stage("process_erasure_requests", 4.0), "phases": {"tables": 1.3, "log": 0.5}},
+        ],
         "job_seconds": 30.0,
         "landing_bytes": 2_000_000,
         "warehouse_bytes": 5_000_000,
@@ -101,6 +105,12 @@ def test_table_shows_each_change_against_an_earlier_bench():
         ["floor:", "copy", "crm", "into", "a", "table", "4.0"],
     ]
     assert next(line for line in lines if line.startswith("teal_dbt_feeds (failed)"))
+    erasure = next(i for i, line in enumerate(lines) if line.startswith("process_erasure"))
+    assert [line.split() for line in lines[erasure + 1 : erasure + 3]] == [
+        ["tables", "1.3"],
+        ["log", "0.5"],
+    ]  # each phase under its step, indented
+    assert lines[erasure + 1].startswith("  tables")
     whole = next(line for line in lines if line.startswith("the whole job"))
     assert whole.split()[-1] == "+5.0s"
     assert lines[-1].startswith("landing files 2 MB, warehouse 5 MB")

@@ -182,6 +182,35 @@ def test_the_run_succeeds_and_the_quarantine_reasons_reach_dagster_masked(erased
     assert nothing_left.event_specific_data.metadata["run_history_events_naming_erased"].value == 0
 
 
+def test_erasure_says_how_long_each_of_its_phases_took(erased_run):
+    """The erasure step's metadata times every phase, in the order they ran (make bench prints
+    them under the step)."""
+    (materialization,) = [
+        e.event_specific_data.materialization
+        for e in erased_run.result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+        and e.event_specific_data.materialization.asset_key.to_user_string()
+        == "privacy/erasure_log"
+    ]
+    phases = materialization.metadata["seconds_by_phase"].value
+    assert [item["phase"] for item in phases] == [
+        "who",
+        "tables",
+        "export files",
+        "hub snapshots",
+        "tombstones",
+        "landing files",
+        "log",
+        "commit",
+        "identity again",
+        "compaction",
+        "traces",
+        "run artefacts",
+        "run history",
+    ]
+    assert all(item["seconds"] >= 0 for item in phases)
+
+
 def test_the_request_under_another_spelling_of_their_mailbox_erased_them(erased_run):
     with duckdb.connect(str(erased_run.settings.warehouse), read_only=True) as connection:
         log = connection.execute(
@@ -317,6 +346,8 @@ def test_replaying_their_old_files_brings_nothing_back(erased_run):
     assert sum(f.rows_loaded for f in exports) == 0, [(f.file, f.rows_loaded) for f in exports]
     step = erase_requested(settings, run_id="replay-pass")
     assert step.outcome.requests == [] and step.outcome.landing_files_rewritten >= len(replayed)
+    # nothing pending: the copies are rewritten and checked, nobody is searched for
+    assert list(step.outcome.seconds) == ["landing files", "commit", "traces"]
     assert step.traces.empty
     assert files_naming(settings.landing, erased_run.needles) == []
     with duckdb.connect(str(settings.warehouse), read_only=True) as connection:

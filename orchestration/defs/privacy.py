@@ -89,7 +89,10 @@ def process_erasure_requests(
         "landing_files_rewritten": summary["landing_files_rewritten"],
         "requests": table_metadata(step.outcome.requests_frame()),
         "stores_searched": dg.MetadataValue.json(summary["stores_searched"]),
-        "seconds_by_phase": dg.MetadataValue.json(step.outcome.seconds),
+        # a list, so that the phases keep the order they ran in (a JSON object's keys are sorted)
+        "seconds_by_phase": dg.MetadataValue.json(
+            [{"phase": name, "seconds": seconds} for name, seconds in step.outcome.seconds.items()]
+        ),
     }
     if step.compacted is not None:
         metadata["file_bytes_before"], metadata["file_bytes_after"] = step.compacted
