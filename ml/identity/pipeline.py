@@ -29,7 +29,7 @@ from ml.identity import config as identity_config
 from ml.identity import graph as identity_graph
 from ml.identity import matching, stable_ids
 from ml.memory import release_unused
-from ml.warehouse import read_frame, table_exists
+from ml.warehouse import read_frame, registered, table_exists
 
 SCHEMA = "identity"
 OBSERVATIONS = "intermediate.int_identifiers_observed"
@@ -162,11 +162,8 @@ def _naive_utc(values: pd.Series) -> pd.Series:
 
 def _replace(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
     """Replace identity.<table> with the frame."""
-    connection.register("_frame", frame)
-    try:
+    with registered(connection, "_frame", frame):
         connection.execute(f"create or replace table {SCHEMA}.{table} as select * from _frame")
-    finally:
-        connection.unregister("_frame")
 
 
 def resolve_warehouse(
@@ -246,12 +243,11 @@ def resolve_warehouse(
             events_frame = assignment.events.assign(
                 event_at=_naive_utc(assignment.events["event_at"])
             )
-            connection.register("_events", events_frame)
-            connection.execute(
-                f"insert into {SCHEMA}.history select event_at, run_id, event_type, customer_id, "
-                "other_customer_id, reason from _events"
-            )
-            connection.unregister("_events")
+            with registered(connection, "_events", events_frame):
+                connection.execute(
+                    f"insert into {SCHEMA}.history select event_at, run_id, event_type, "
+                    "customer_id, other_customer_id, reason from _events"
+                )
         connection.execute("commit")
     except Exception:
         connection.execute("rollback")

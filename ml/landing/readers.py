@@ -160,7 +160,9 @@ class Lines:
         return {int(i) + 1 for i in np.flatnonzero(two)}
 
 
-def _line_starts(data: bytes) -> np.ndarray:
+def line_starts(data: bytes) -> np.ndarray:
+    """Where each line starts (split after each LF), and the end: line n (from 1) is
+    `data[starts[n - 1]:starts[n]]`, and there are `len(starts) - 1` lines."""
     newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
     starts = np.empty(len(newlines) + 2, dtype=np.int64)
     starts[0], starts[1:-1], starts[-1] = 0, newlines + 1, len(data)
@@ -177,7 +179,7 @@ def split_lines(content: bytes, options: ReadOptions, bom: bool) -> Lines:
     if content.startswith(codecs.BOM_UTF8) and (bom or codec == "utf-8-sig"):
         content = content[len(codecs.BOM_UTF8) :]
     codec = "utf-8" if codec == "utf-8-sig" else codec
-    original_starts = _line_starts(content)
+    original_starts = line_starts(content)
     _DECODE_ERRORS.positions = []
     try:
         if codec == "utf-8":
@@ -188,7 +190,7 @@ def split_lines(content: bytes, options: ReadOptions, bom: bool) -> Lines:
             data, starts = content, original_starts
         else:
             data = content.decode(codec, "teal-landing-note").encode("utf-8")
-            starts = _line_starts(data)
+            starts = line_starts(data)
         positions = _DECODE_ERRORS.positions
     finally:
         _DECODE_ERRORS.positions = []

@@ -97,6 +97,20 @@ def erase_by_values(feed: Feed) -> list[tuple[str, str]]:
     return values
 
 
+def tombstoned_values_sql(values_sql: str, salt: str) -> str:
+    """SQL for (value, erasure_request_id) of each distinct value of `values_sql` (a query of
+    one column) whose salted hash is a tombstone. Each distinct value is hashed once: a feed
+    of millions of rows holds far fewer distinct identifiers, and the hash is the cost."""
+    hashed = secrets.salted_hash_sql("observed.value", salt)
+    return (
+        "select observed.value, min(tombstones.erasure_request_id) as erasure_request_id "
+        f"from (select distinct value from ({values_sql}) as listed(value) "
+        "where value is not null) as observed "
+        f"inner join {TOMBSTONES} as tombstones on tombstones.identifier_hash = {hashed} "
+        "group by observed.value"
+    )
+
+
 def erased_sql(feed: Feed, tombstones: Tombstones | None) -> str:
     """`Tombstones.erased_sql`, or `false` when the warehouse has no tombstones."""
     return tombstones.erased_sql(feed) if tombstones else "false"

@@ -58,8 +58,14 @@ from ml import audit, secrets
 from ml.landing.archive import archived_copies
 from ml.landing.batch import BATCH_BYTES, STAGED, StagedBatch, drop_staged, stage_batch
 from ml.landing.contracts import Contracts, Feed, is_gzip
-from ml.landing.readers import ROWS, SourceFile
-from ml.landing.tombstones import TOMBSTONES, Tombstones, erase_by_values, identifier_tokens
+from ml.landing.readers import ROWS, SourceFile, line_starts
+from ml.landing.tombstones import (
+    TOMBSTONES,
+    Tombstones,
+    erase_by_values,
+    identifier_tokens,
+    tombstoned_values_sql,
+)
 from ml.normalise import mailbox_key
 from ml.privacy.personal_columns import feed_declarations
 from ml.privacy.table_rows import MAILBOXES, SEARCHED, Searched, rows_naming_erased_sql
@@ -415,12 +421,13 @@ def _tombstoned_records(
     values = erase_by_values(feed)
     if not values:
         return []
-    hashes = ", ".join(secrets.salted_hash_sql(value, salt) for _, value in values)
+    listed = ", ".join(value for _, value in values)
+    observed = f"select _file, _row_number, unnest([{listed}]) as value from {STAGED}"
     return connection.execute(
-        f"select staged._file, staged._row_number, min(tombstones.erasure_request_id) from "
-        f"(select _file, _row_number, unnest([{hashes}]) as identifier_hash from {STAGED}) "
-        "as staged "
-        f"inner join {TOMBSTONES} as tombstones using (identifier_hash) group by all"
+        f"select observed._file, observed._row_number, min(erased.erasure_request_id) "
+        f"from ({observed}) as observed "
+        f"inner join ({tombstoned_values_sql(f'select value from ({observed})', salt)}) as erased "
+        "using (value) group by all"
     ).fetchall()
 
 
@@ -566,7 +573,7 @@ def _without_records(
         return _parquet_without(path, dropped)
     data = _decompressed(path, content)
     if file_format == "csv":
-        lines = _record_lines(starts, len(_lines(data)), dropped)
+        lines = _record_lines(starts, _line_count(data), dropped)
         data = _without_lines(data, lines)
     elif file_format == "jsonl":
         data = _without_lines(data, dropped)
@@ -594,11 +601,22 @@ def _record_lines(starts: list[int], line_count: int, dropped: set[int]) -> set[
     return lines
 
 
+def _line_count(data: bytes) -> int:
+    return len(line_starts(data)) - 1
+
+
 def _without_lines(data: bytes, dropped: set[int]) -> bytes:
-    """The text without the lines numbered `dropped` (a byte-order mark stays)."""
+    """The text without the lines numbered `dropped` (a byte-order mark stays): the bytes
+    between the dropped lines are copied whole, so a file of gigabytes is cut in a second."""
     bom = BOM if data.startswith(BOM) else b""
-    lines = _lines(data[len(bom) :])
-    return bom + b"".join(line for n, line in enumerate(lines, start=1) if n not in dropped)
+    body = memoryview(data)[len(bom) :]
+    starts = line_starts(body)
+    pieces, kept_from = [bom], 0
+    for number in sorted(n for n in dropped if 1 <= n < len(starts)):
+        pieces.append(body[kept_from : starts[number - 1]])
+        kept_from = starts[number]
+    pieces.append(body[kept_from:])
+    return b"".join(pieces)
 
 
 def _parquet_without(path: Path, dropped: set[int]) -> bytes:

@@ -22,7 +22,12 @@ import pandas as pd
 from ml import secrets
 from ml.landing import contracts as contracts_module
 from ml.landing.contracts import Contracts
-from ml.landing.tombstones import IDENTIFIER_TOKEN_PATTERN, erase_by_values, identifier_tokens
+from ml.landing.tombstones import (
+    IDENTIFIER_TOKEN_PATTERN,
+    erase_by_values,
+    identifier_tokens,
+    tombstoned_values_sql,
+)
 from ml.normalise import mailbox_key
 from ml.privacy.subjects import IDENTIFIERS
 from ml.sql import quote_ident, quote_literal
@@ -103,12 +108,12 @@ def _trace_checks(
             continue
         table = f"{quote_ident(feed.name)}.{quote_ident(feed.table)}"
         for name, value in erase_by_values(feed):
-            hashed = secrets.salted_hash_sql(value, salt)
+            erased = tombstoned_values_sql(f"select {value} from {table}", salt)
             checks.append(
                 (
                     feed.qualified_table,
                     name,
-                    f"select count(*) from {table} where {hashed} in {tombstoned}",
+                    f"select count(*) from {table} where {value} in (select value from ({erased}))",
                 )
             )
     if table_exists(connection, "identity", "identifiers"):

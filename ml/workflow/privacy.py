@@ -9,6 +9,7 @@ import pandas as pd
 
 from ml.identity.pipeline import IdentityOutcome, resolve_warehouse
 from ml.landing import contracts as contracts_module
+from ml.memory import release_unused
 from ml.privacy.artefacts import search_artefacts
 from ml.privacy.compact import compact_warehouse
 from ml.privacy.erasure import ErasureOutcome, Places, process_erasure_requests, traces_left
@@ -69,11 +70,14 @@ def erase_requested(settings: Settings, *, run_id: str) -> ErasureStep:
             dbt_manifest=manifest,
             places=places(settings),
         )
-        watch = Stopwatch(outcome.seconds)  # the phases below join erasure's own
-        identity_after = None
-        if outcome.anything_removed:
-            with watch.phase("identity again"):
-                identity_after = resolve_warehouse(connection, run_id=f"{run_id}-after-erasure")
+    # identity runs on a connection of its own: closing erasure's lets DuckDB's buffers go
+    # first (at a million customers they and identity's frames did not fit in 6 GB together)
+    release_unused()
+    watch = Stopwatch(outcome.seconds)  # the phases below join erasure's own
+    identity_after = None
+    if outcome.anything_removed:
+        with watch.phase("identity again"), settings.connect() as connection:
+            identity_after = resolve_warehouse(connection, run_id=f"{run_id}-after-erasure")
     compacted = None
     if outcome.rows_removed:
         # no connection is open here: the file can be rewritten without the deleted rows
