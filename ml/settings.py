@@ -73,7 +73,11 @@ DEFAULT_HUB_HOST = "127.0.0.1"
 DEFAULT_HUB_PORT = 8080
 
 DEFAULT_MEMORY_LIMIT = "4GB"
-_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_MEMORY_UNITS = {  # bytes, as DuckDB reads them: KB and up by 1000, KiB and up by 1024
+    **{unit: 1000**power for power, unit in enumerate(("kb", "mb", "gb", "tb"), start=1)},
+    **{unit: 1024**power for power, unit in enumerate(("kib", "mib", "gib", "tib"), start=1)},
+}
 
 
 class SettingsError(ValueError):
@@ -228,9 +232,15 @@ class Settings:
         """Where clustering models are versioned."""
         return self.models / "clusters"
 
-    def duckdb_config(self) -> dict[str, Any]:
-        """DuckDB's configuration for every connection Teal opens."""
-        return {"memory_limit": self.duckdb_memory_limit, "threads": self.duckdb_threads}
+    def duckdb_config(self, *, memory_share: float = 1.0) -> dict[str, Any]:
+        """DuckDB's configuration for every connection Teal opens; `memory_share` of the memory
+        limit for work that streams and is no faster with more (compaction's copy)."""
+        limit = self.duckdb_memory_limit
+        if memory_share != 1.0:
+            amount, unit = _MEMORY.match(limit.strip()).groups()  # type: ignore[union-attr]
+            megabytes = float(amount) * _MEMORY_UNITS[unit.lower()] * memory_share / 10**6
+            limit = f"{max(1, int(megabytes))}MB"
+        return {"memory_limit": limit, "threads": self.duckdb_threads}
 
     def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """A connection to the warehouse with Teal's memory limit and threads."""

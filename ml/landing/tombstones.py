@@ -54,6 +54,7 @@ class Tombstones:
 
     hashes: frozenset[str]
     salt: str
+    table: str = TOMBSTONES  # where SQL finds them (erasure's staging reads a copy)
 
     @classmethod
     def of(cls, connection: duckdb.DuckDBPyConnection, salt: str | None) -> Tombstones | None:
@@ -75,7 +76,7 @@ class Tombstones:
         mailbox an email reaches) is tombstoned."""
         checks = [
             f"coalesce({secrets.salted_hash_sql(value, self.salt)} "
-            f"in (select identifier_hash from {TOMBSTONES}), false)"
+            f"in (select identifier_hash from {self.table}), false)"
             for _, value in erase_by_values(feed)
         ]
         return "(" + " or ".join(checks) + ")" if checks else "false"
@@ -97,7 +98,7 @@ def erase_by_values(feed: Feed) -> list[tuple[str, str]]:
     return values
 
 
-def tombstoned_values_sql(values_sql: str, salt: str) -> str:
+def tombstoned_values_sql(values_sql: str, salt: str, table: str = TOMBSTONES) -> str:
     """SQL for (value, erasure_request_id) of each distinct value of `values_sql` (a query of
     one column) whose salted hash is a tombstone. Each distinct value is hashed once: a feed
     of millions of rows holds far fewer distinct identifiers, and the hash is the cost."""
@@ -106,7 +107,7 @@ def tombstoned_values_sql(values_sql: str, salt: str) -> str:
         "select observed.value, min(tombstones.erasure_request_id) as erasure_request_id "
         f"from (select distinct value from ({values_sql}) as listed(value) "
         "where value is not null) as observed "
-        f"inner join {TOMBSTONES} as tombstones on tombstones.identifier_hash = {hashed} "
+        f"inner join {table} as tombstones on tombstones.identifier_hash = {hashed} "
         "group by observed.value"
     )
 
