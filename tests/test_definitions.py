@@ -219,6 +219,16 @@ def test_the_job_carries_the_tag_that_keeps_its_runs_apart(defs):
     assert defs.resolve_job_def("refresh_all").tags["teal/exclusive"] == "warehouse"
 
 
+def test_every_step_of_the_job_hands_freed_memory_back(defs):
+    """The steps share one process: after each, succeeded or failed, ml.memory.release_unused
+    runs (orchestration/defs/jobs.py), so a step's peak does not stand on its predecessors'."""
+    job = defs.resolve_job_def("refresh_all")
+    assert {hook.name for hook in job.hook_defs} == {
+        "hand_back_memory",
+        "hand_back_memory_after_failure",
+    }
+
+
 def test_importing_the_code_location_writes_no_environment_and_starts_no_process(dbt_manifest):
     """Our modules read the settings and never write them, and run no subprocess at import
     (the third-party packages are imported first: what they do is not ours to test)."""

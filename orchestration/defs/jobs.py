@@ -7,9 +7,23 @@ from pathlib import Path
 import dagster as dg
 
 from ml.landing import contracts
+from ml.memory import release_unused
 from ml.settings import Settings
 
 EXCLUSIVE_TAG = "teal/exclusive"
+
+
+@dg.success_hook(name="hand_back_memory")
+def hand_back_memory(context: dg.HookContext) -> None:
+    """After a step: what it let go of goes back to the system before the next step starts."""
+    release_unused()
+
+
+@dg.failure_hook(name="hand_back_memory_after_failure")
+def hand_back_memory_after_failure(context: dg.HookContext) -> None:
+    """The same after a failed step, whose frames are freed with its exception."""
+    release_unused()
+
 
 refresh_all = dg.define_asset_job(
     name="refresh_all",
@@ -21,6 +35,10 @@ refresh_all = dg.define_asset_job(
     # the UI, the schedule or the sensor waits in the queue while another is in progress
     # (a run started by `make run` holds the warehouse's lock instead, ml/runlock.py).
     tags={EXCLUSIVE_TAG: "warehouse"},
+    # The steps share the process, and Python, Arrow and glibc keep what a step freed for the
+    # process unless told to hand it back (erasure at 200,000 customers: the process held
+    # 1,046 MB after the step, 495 MB once handed back), under the next step's peak
+    hooks={hand_back_memory, hand_back_memory_after_failure},
 )
 
 daily_refresh = dg.ScheduleDefinition(
