@@ -71,7 +71,7 @@ def erase_requested(settings: Settings, *, run_id: str) -> ErasureStep:
             places=places(settings),
         )
     # identity runs on a connection of its own: closing erasure's lets DuckDB's buffers go
-    # first (at a million customers they and identity's frames did not fit in 6 GB together)
+    # first (on the 1M warehouse the phase's peak went from 6,084 MB to 5,819 MB)
     release_unused()
     watch = Stopwatch(outcome.seconds)  # the phases below join erasure's own
     identity_after = None
