@@ -38,6 +38,8 @@ from ml.sql import quote_ident, quote_literal
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 SAMPLE_SECONDS = 0.1
 # the job logs warnings and errors only: the bench prints its own table
+# the bench's own Dagster instance has no dagster.yaml: telemetry off, as in the project's
+NO_TELEMETRY = {"telemetry": {"enabled": False}}
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # metadata that says how many rows a step handled, in order of preference
 ROW_KEYS = (
@@ -269,7 +271,7 @@ def run_job(settings: Settings) -> tuple[dg.ExecuteInProcessResult, list, Memory
     instance_dir.mkdir(parents=True, exist_ok=True)
     log = settings.warehouse.parent / "job.log"
     with (
-        dg.DagsterInstance.local_temp(str(instance_dir)) as instance,
+        dg.DagsterInstance.local_temp(str(instance_dir), NO_TELEMETRY) as instance,
         MemorySampler() as sampler,
         open(log, "w", encoding="utf-8") as dbt_output,
         contextlib.redirect_stdout(dbt_output),  # dagster-dbt echoes every dbt event there

@@ -140,6 +140,52 @@ def test_rerunning_identity_changes_nothing(runs, tmp_path):
     assert again[again["run_id"] == "again"].empty
 
 
+def test_without_one_record_the_stored_links_rebuild_the_graph_alone(runs, tmp_path):
+    """What erasure does after deleting a person: the matcher's pairs between the records left
+    are reused (nothing scored again), the record and its pairs go, every other pair and the
+    model stay, and nobody else's customer id moves."""
+    copy = tmp_path / "reuse.duckdb"
+    shutil.copy(runs.rebuild, copy)
+    with duckdb.connect(str(copy)) as connection:
+        pairs_before = connection.execute(
+            "select record_id_l, record_id_r, is_match from identity.match_links order by all"
+        ).fetchall()
+        model_before = connection.execute("select * from identity.match_model").fetchall()
+        # a CRM record the matcher linked to another
+        (gone, partner) = connection.execute(
+            "select record_id_l, record_id_r from identity.match_links where is_match "
+            "order by all limit 1"
+        ).fetchone()
+        cluster = connection.execute(
+            "select customer_id from identity.records where record_key = ?", [f"crm:{gone}"]
+        ).fetchone()[0]
+        connection.execute("delete from crm.customers where crm_id = ?", [gone])
+        connection.execute(
+            "delete from intermediate.int_identifiers_observed where record_key = ?",
+            [f"crm:{gone}"],
+        )
+        outcome = resolve_warehouse(connection, run_id="reuse", reuse_links=True)
+        pairs_after = connection.execute(
+            "select record_id_l, record_id_r, is_match from identity.match_links order by all"
+        ).fetchall()
+        assert outcome.match_report["links_reused"] is True
+        assert pairs_after == [pair for pair in pairs_before if gone not in pair[:2]]
+        assert len(pairs_after) < len(pairs_before)
+        assert connection.execute("select * from identity.match_model").fetchall() == model_before
+        assert connection.execute(
+            "select count(*) from identity.records where record_key = ?", [f"crm:{gone}"]
+        ).fetchone() == (0,)
+        assert connection.execute(
+            "select count(*) from identity.records where record_key = ?", [f"crm:{partner}"]
+        ).fetchone() == (1,)
+    # everyone outside the changed customer keeps their id
+    after = mapping(copy)
+    before = runs.rebuilt[runs.rebuilt["customer_id"] != cluster]
+    kept = before.merge(after, on=["id_type", "id_value"], suffixes=("_before", "_after"))
+    assert len(kept) == len(before)
+    assert (kept["customer_id_before"] == kept["customer_id_after"]).all()
+
+
 def test_every_fact_carries_its_customer_and_unresolved_rows_are_counted(runs):
     dbt_build(runs.incremental, "subjects", runs.target)
     dbt_build(runs.incremental, "customers", runs.target)

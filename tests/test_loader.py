@@ -189,6 +189,28 @@ def test_a_second_file_with_retried_events_adds_no_duplicates(landing, connectio
     assert ids == [f"{i:032x}" for i in range(7)]
 
 
+def test_a_key_repeated_with_blanks_around_it_is_a_duplicate_in_a_later_run(landing, connection):
+    """Keys are compared trimmed (spaces and Unicode space separators such as a no-break
+    space), whichever side carried the blanks."""
+    ids = [f"{i:032x}" for i in range(5)]
+    first = [event(f" {ids[0]} "), event(ids[1] + "\u00a0"), event(ids[2]), event(ids[3])]
+    write(landing, "clickstream/events_2026-11-01.jsonl", "\n".join(first) + "\n")
+    loader = Loader(connection, landing, salt=TEST_SALT)
+    [result] = loader.land_feed("clickstream", progress=False).files
+    assert (result.rows_read, result.rows_loaded, result.rows_duplicate) == (4, 4, 0)
+    later = [event(ids[0]), event(ids[1]), event(f"\u3000{ids[2]}"), event(ids[4])]
+    write(landing, "clickstream/events_2026-11-02.jsonl", "\n".join(later) + "\n")
+    [result] = loader.land_feed("clickstream", progress=False).files
+    assert (result.rows_read, result.rows_loaded, result.rows_duplicate) == (4, 1, 3)
+    assert connection.execute(
+        "select row_number, key from landing.duplicates order by row_number"
+    ).fetchall() == [
+        (1, f"event_id={ids[0]}"),
+        (2, f"event_id={ids[1]}"),
+        (3, f"event_id=\u3000{ids[2]}"),  # as received
+    ]
+
+
 def test_rerunning_changes_nothing(landing, connection):
     write(landing, "orders/a.csv", f"{ORDER_HEADER}\n{GOOD_ORDER}\n")
     write(landing, "clickstream/e.jsonl", event("a" * 32) + "\n")

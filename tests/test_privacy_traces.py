@@ -28,6 +28,7 @@ from teal_testing import copy_of_sample_run
 
 from ml.activation import hashing
 from ml.settings import Settings
+from orchestration.bench import NO_TELEMETRY
 
 pytestmark = pytest.mark.integration
 
@@ -137,7 +138,7 @@ def erased_run(sample_run, tmp_path_factory, definitions) -> ErasedRun:
     dagster_home = root / ".dagster_home"
     dagster_home.mkdir()
     job = definitions(settings).resolve_job_def("refresh_all")
-    with dg.DagsterInstance.local_temp(str(dagster_home)) as instance:
+    with dg.DagsterInstance.local_temp(str(dagster_home), NO_TELEMETRY) as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
     return ErasedRun(
         root,

@@ -139,9 +139,26 @@ def previous_mapping(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame | No
 def match_links(people: pd.DataFrame, settings: Any = None, *, progress: bool = False):
     """The matcher's accepted CRM-to-CRM links as graph edges, and its scored pairs and report."""
     resolution = matching.resolve_entities(people, settings, progress=progress)
-    links = resolution.links
-    accepted = links[links["is_match"]]
-    edges = pd.DataFrame(
+    return link_edges(resolution.links), resolution
+
+
+def stored_match_links(connection: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """The matcher's scored pairs as the last identity run wrote them, only those between CRM
+    records still in the warehouse (None when no run wrote them)."""
+    if not table_exists(connection, SCHEMA, "match_links"):
+        return None
+    return read_frame(
+        connection,
+        f"select * from {SCHEMA}.match_links as links "
+        f"where cast(links.record_id_l as varchar) in (select crm_id::varchar from {CRM_RECORDS}) "
+        f"and cast(links.record_id_r as varchar) in (select crm_id::varchar from {CRM_RECORDS})",
+    )
+
+
+def link_edges(links: pd.DataFrame) -> pd.DataFrame:
+    """The accepted links of the matcher's scored pairs as graph edges between CRM ids."""
+    accepted = links[links["is_match"].astype(bool)]
+    return pd.DataFrame(
         {
             "id_type_l": "crm_id",
             "id_value_l": accepted["record_id_l"].astype(str),
@@ -151,7 +168,6 @@ def match_links(people: pd.DataFrame, settings: Any = None, *, progress: bool = 
             "score": accepted["match_weight"].astype(float),
         }
     )
-    return edges, resolution
 
 
 def _naive_utc(values: pd.Series) -> pd.Series:
@@ -174,18 +190,36 @@ def resolve_warehouse(
     match_settings: Any = None,
     now: dt.datetime | None = None,
     progress: bool = False,
+    reuse_links: bool = False,
 ) -> IdentityOutcome:
-    """Run identity resolution over the warehouse and write the identity tables (see module docstring)."""
+    """Run identity resolution over the warehouse and write the identity tables (see module
+    docstring).
+
+    `reuse_links`: take the matcher's pairs from the last run's `identity.match_links` (those
+    between CRM records still in the warehouse) instead of scoring the records again. Erasure
+    uses it once it has deleted people: every remaining pair was scored on the two records'
+    own fields, so only the graph has to be built again without the erased ones."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     config = (
         identity_config.load_config(config_path) if config_path else identity_config.load_config()
     )
     # one input at a time, each let go once used: at a million customers the matcher's working
     # set, the 14 million observations and the graph's arrays would not fit beside each other
-    people = read_people(connection)
-    edges, resolution = match_links(people, match_settings, progress=progress)
-    links, model, match_report = resolution.links, resolution.model, resolution.report
-    del people, resolution
+    stored = stored_match_links(connection) if reuse_links else None
+    if stored is not None:
+        links, model = stored, None
+        edges = link_edges(links)
+        match_report: dict[str, Any] = {
+            "links_reused": True,
+            "pairs": len(links),
+            "links_accepted": len(edges),
+        }
+    else:
+        people = read_people(connection)
+        edges, resolution = match_links(people, match_settings, progress=progress)
+        links, model = resolution.links, resolution.model
+        match_report = resolution.report.to_dict()
+        del people, resolution
     release_unused()
     # the observations frame is handed over, not kept: the graph lets its columns go once used
     graph = identity_graph.resolve_graph(
@@ -233,11 +267,12 @@ def resolve_warehouse(
         _replace(connection, "refused_merges", graph.refused)
         _replace(connection, "shared_identifiers", graph.shared)
         _replace(connection, "match_links", links)
-        _replace(
-            connection,
-            "match_model",
-            pd.DataFrame({"run_id": [run_id], "model": [model.to_json()]}),
-        )
+        if model is not None:  # reused links keep the model that scored them
+            _replace(
+                connection,
+                "match_model",
+                pd.DataFrame({"run_id": [run_id], "model": [model.to_json()]}),
+            )
         connection.execute(HISTORY_DDL)
         if len(assignment.events):
             events_frame = assignment.events.assign(
@@ -272,5 +307,5 @@ def resolve_warehouse(
         shared=len(graph.shared),
         never_linked=len(graph.never_linked),
         refused=len(graph.refused),
-        match_report=match_report.to_dict(),
+        match_report=match_report,
     )

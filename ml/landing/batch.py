@@ -152,16 +152,32 @@ def landed_view_sql(feed: Feed) -> str:
     )
 
 
+def _landed_keys_sql(feed: Feed) -> str:
+    """SQL for the keys of this batch's clean rows that the feed's table holds already.
+
+    A key is compared trimmed, but trimming every row of a large table is the slow part; a
+    stored value can only differ from its trimmed text when it starts or ends with a space or
+    holds a character outside ASCII (DuckDB's trim removes Unicode space separators), so
+    the rows without are matched by their text as stored and only the others are trimmed."""
+    texts = [f"cast({quote_ident(k)} as varchar)" for k in feed.key]
+    as_stored = texts[0] if len(texts) == 1 else "row(" + ", ".join(texts) + ")"
+    may_be_padded = " or ".join(
+        f"{t} like ' %' or {t} like '% ' or strlen({t}) <> length({t})" for t in texts
+    )
+    batch = f"select _key from {STAGED} where _clean"
+    table = target_table(feed)
+    return (
+        f"select {as_stored} from {table} where {as_stored} in ({batch}) "
+        f"union all select {_key_sql(feed)} from {table} "
+        f"where ({may_be_padded}) and {_key_sql(feed)} in ({batch})"
+    )
+
+
 def _mark_duplicates(connection: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     """Mark the clean rows whose key came earlier in the batch (file order, then row), or,
     for key scope feed, is in the feed's table already. Only repeated keys are ranked."""
     partition = "_key" if feed.key_scope == "feed" else "_file, _key"
-    seen = ""
-    if feed.key_scope == "feed":
-        seen = (
-            f" or _key in (select {_key_sql(feed)} from {target_table(feed)} "
-            f"where {_key_sql(feed)} in (select _key from {STAGED} where _clean))"
-        )
+    seen = f" or _key in ({_landed_keys_sql(feed)})" if feed.key_scope == "feed" else ""
     connection.execute(
         f"""
         update {STAGED} set _is_duplicate = true

@@ -169,6 +169,36 @@ def line_starts(data: bytes) -> np.ndarray:
     return starts if starts[-2] != len(data) else starts[:-1]
 
 
+def _utf8_errors(content: bytes, starts: np.ndarray) -> list[int]:
+    """Where the bytes that are not valid UTF-8 start, as decoding with an error handler would
+    find them. Only a line with a byte above 0x7F can hold one, and no UTF-8 sequence spans a
+    line feed, so when such bytes are few (clickstream, orders) only their lines are decoded;
+    text with many (names and addresses in most languages) is decoded whole."""
+    high = np.frombuffer(content, dtype=np.uint8) > 0x7F
+    count = int(np.count_nonzero(high))
+    if count == 0:
+        return []
+    if count * 10 > len(starts):
+        try:
+            content.decode("utf-8")
+            return []
+        except UnicodeDecodeError:
+            spans = [(0, len(content))]
+    else:
+        numbers = np.unique(np.searchsorted(starts, np.flatnonzero(high), side="right"))
+        spans = [(int(starts[n - 1]), int(starts[n])) for n in numbers]
+    del high
+    found: list[int] = []
+    for start, end in spans:
+        _DECODE_ERRORS.positions = []
+        try:
+            codecs.utf_8_decode(memoryview(content)[start:end], "teal-landing-note", True)
+            found += [start + position for position in _DECODE_ERRORS.positions]
+        finally:
+            _DECODE_ERRORS.positions = []
+    return found
+
+
 def split_lines(content: bytes, options: ReadOptions, bom: bool) -> Lines:
     """The file's lines, in UTF-8, with the lines not valid in its encoding and why.
 
@@ -180,20 +210,17 @@ def split_lines(content: bytes, options: ReadOptions, bom: bool) -> Lines:
         content = content[len(codecs.BOM_UTF8) :]
     codec = "utf-8" if codec == "utf-8-sig" else codec
     original_starts = line_starts(content)
-    _DECODE_ERRORS.positions = []
-    try:
-        if codec == "utf-8":
-            try:
-                content.decode("utf-8")
-            except UnicodeDecodeError:
-                content.decode("utf-8", "teal-landing-note")
-            data, starts = content, original_starts
-        else:
-            data = content.decode(codec, "teal-landing-note").encode("utf-8")
-            starts = line_starts(data)
-        positions = _DECODE_ERRORS.positions
-    finally:
+    if codec == "utf-8":
+        data, starts = content, original_starts
+        positions = _utf8_errors(content, original_starts)
+    else:
         _DECODE_ERRORS.positions = []
+        try:
+            data = content.decode(codec, "teal-landing-note").encode("utf-8")
+            positions = _DECODE_ERRORS.positions
+        finally:
+            _DECODE_ERRORS.positions = []
+        starts = line_starts(data)
     words = ENCODING_WORDS.get(codec, codec)
     bad: dict[int, str] = {}
     for position in positions:

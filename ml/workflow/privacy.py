@@ -51,7 +51,7 @@ def erase_requested(settings: Settings, *, run_id: str) -> ErasureStep:
     """Erase every person with a pending request everywhere (ml/privacy/erasure.py): the
     warehouse, the export files and the hub's copies of them, the landing files; when anything
     was removed, resolve identity again without their rows (a link or shared flag they caused
-    goes) and compact the DuckDB file so no deleted row lingers in it; then search the run
+    goes; the matcher's pairs between the records left are reused, not scored again) and compact the DuckDB file so no deleted row lingers in it; then search the run
     artefacts (GX results and Data Docs, dbt's target and logs, the reports)."""
     # which dbt columns hold personal data: from the manifest this run's dbt parts wrote (the
     # part `subjects` ran just before), else from the project's own
@@ -77,7 +77,9 @@ def erase_requested(settings: Settings, *, run_id: str) -> ErasureStep:
     identity_after = None
     if outcome.anything_removed:
         with watch.phase("identity again"), settings.connect() as connection:
-            identity_after = resolve_warehouse(connection, run_id=f"{run_id}-after-erasure")
+            identity_after = resolve_warehouse(
+                connection, run_id=f"{run_id}-after-erasure", reuse_links=True
+            )
     compacted = None
     if outcome.rows_removed:
         # no connection is open here: the file can be rewritten without the deleted rows. The
