@@ -346,7 +346,10 @@ def _rewrite_by_rule(
         by_file: dict[int, dict[int, str | None]] = defaultdict(dict)
         for (index, number), request_id in dropped.items():
             by_file[index][number] = request_id
-        starts = _record_starts(connection, list(by_file))
+        # only a CSV record may span lines: the others are cut by their row numbers alone
+        starts = _record_starts(
+            connection, [index for index in by_file if sources[index].file_format == "csv"]
+        )
         counts = dict(
             connection.execute(f"select _file, count(*) from {ROWS} group by 1").fetchall()
         )
@@ -364,7 +367,7 @@ def _rewrite_by_rule(
             continue
         source, candidate = sources[index], batch[index]
         data = _without_records(
-            source.file_format, candidate.path, source.content, set(rows), starts[index]
+            source.file_format, candidate.path, source.content, set(rows), starts.get(index, [])
         )
         rewrites[index] = _write(
             feed, candidate.file, candidate.path, candidate.label, source.content,

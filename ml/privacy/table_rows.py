@@ -127,42 +127,51 @@ def rows_naming_erased_sql(table: str, columns: tuple[str, ...], searched: Searc
     """SQL for (row_id, request_id) of every row of `table` (a table's SQL name, the rowid is
     the row's id) whose `columns` name an erased person: a word that is one of their
     identifiers, or an address that reaches their mailbox. ml/privacy/raw_files.py applies it
-    to the records of landing files too."""
-    cast = ", ".join(f"cast(source.{quote_ident(c)} as varchar)" for c in columns)
-    text = f"lower(concat_ws(' ', {cast}))"
-    words = f"regexp_extract_all({text}, {quote_literal(IDENTIFIER_TOKEN_PATTERN)})"
-    words_sql = (
-        f"(select row_id, rtrim(word, '.') as word from (select source.rowid as row_id, "
-        f"unnest({words}) as word from {table} as source))"
+    to the records of landing files too.
+
+    No word spans two columns (a word holds no blank), so each column is searched on its own,
+    and each of its distinct values once: the regular expression that cuts out the words is
+    most of the cost, and identifiers repeat (a cookie on every event of a visit)."""
+    lookups = f"(select '=' || value as key, request_id from {SEARCHED}"
+    lookups += (
+        f" union all select '@' || value, request_id from {MAILBOXES})"
+        if searched.mailboxes
+        else ")"
     )
-    if searched.mailboxes:
-        # one pass over the rows (the regular expression is most of the cost): each word is
-        # looked up as itself ('=' + word) and, when it is an address at a listed provider,
-        # by the mailbox it reaches ('@' + mailbox key)
-        mailbox = (
-            f"case when contains(word, '@') and {listed_provider_sql('word')} "
-            f"then '@' || {mailbox_key_sql('word')} end"
+    # each word is looked up as itself ('=' + word) and, when it is an address at a listed
+    # provider, by the mailbox it reaches ('@' + mailbox key)
+    mailbox = (
+        f"case when contains(word, '@') and {listed_provider_sql('word')} "
+        f"then '@' || {mailbox_key_sql('word')} end"
+        if searched.mailboxes
+        else "null"
+    )
+    parts = []
+    for column in columns:
+        text = f"lower(cast(source.{quote_ident(column)} as varchar))"
+        words = (
+            f"select value, rtrim(unnest(regexp_extract_all(value, "
+            f"{quote_literal(IDENTIFIER_TOKEN_PATTERN)})), '.') as word "
+            f"from (select distinct {text} as value from {table} as source)"
         )
-        lookups = (
-            f"(select '=' || value as key, request_id from {SEARCHED} union all "
-            f"select '@' || value, request_id from {MAILBOXES})"
-        )
-        parts = [
-            f"select words.row_id, erased.request_id from (select row_id, "
-            f"unnest(['=' || word, {mailbox}]) as key from {words_sql}) as words "
+        naming = (
+            f"select distinct words.value, erased.request_id from (select value, "
+            f"unnest(['=' || word, {mailbox}]) as key from ({words})) as words "
             f"inner join {lookups} as erased on words.key = erased.key"
-        ]
-    else:
-        parts = [
-            f"select words.row_id, erased.request_id from {words_sql} as words "
-            f"inner join {SEARCHED} as erased on words.word = erased.value"
-        ]
+        )
+        parts.append(
+            f"select source.rowid as row_id, naming.request_id from {table} as source "
+            f"inner join ({naming}) as naming on {text} = naming.value"
+        )
     if searched.odd_values:
+        cast = ", ".join(f"cast(source.{quote_ident(c)} as varchar)" for c in columns)
         parts.append(
             f"select source.rowid as row_id, erased.request_id from {table} as source "
-            f"inner join {ODD} as erased on contains({text}, erased.value)"
+            f"inner join {ODD} as erased on contains(lower(concat_ws(' ', {cast})), erased.value)"
         )
-    return "\nunion all\n".join(parts)
+    return (
+        "\nunion all\n".join(parts) or "select null::bigint as row_id, null as request_id limit 0"
+    )
 
 
 def _duplicates_of_deleted_keys_sql(table: PersonalTable) -> str:
