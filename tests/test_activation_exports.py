@@ -70,6 +70,7 @@ from ml.activation import (
     verify_export_folder,
     write_export,
 )
+from ml.activation.candidates import live_state
 from ml.activation.config import PURPOSE_FORMATS, ExportConfig
 
 TEST_SALT = "7e57" * 16  # the salt tests/conftest.py sets in $TEAL_SALT
@@ -386,7 +387,8 @@ def test_verify_passes_a_clean_run(warehouse: duckdb.DuckDBPyConnection) -> None
     assert list(problems.columns) == ["customer_id", "problem", "detail"]
 
 
-def test_verify_finds_planted_bad_rows(warehouse: duckdb.DuckDBPyConnection) -> None:
+@pytest.mark.parametrize("read_once", [False, True], ids=["views", "one reading"])
+def test_verify_finds_planted_bad_rows(warehouse: duckdb.DuckDBPyConnection, read_once) -> None:
     build_candidates(warehouse, CONFIG, SEGMENT, RUN, AS_OF, salt=TEST_SALT)
     # A withdrawal that arrived after the marts were built: only the live view knows it.
     warehouse.execute(
@@ -408,7 +410,16 @@ def test_verify_finds_planted_bad_rows(warehouse: duckdb.DuckDBPyConnection) -> 
         "update activation.export_candidates set holdout_bucket = 9999 "
         "where customer_id = 'cus_0008'"
     )
-    problems = verify_candidates(warehouse, RUN, EXPORT, "email_marketing", salt=TEST_SALT)
+    if read_once:  # as the pipeline checks all its exports: the live views read once
+        with live_state(warehouse) as live:
+            problems = verify_candidates(
+                warehouse, RUN, EXPORT, "email_marketing", salt=TEST_SALT, live=live
+            )
+        assert warehouse.execute(
+            "select count(*) from duckdb_tables() where temporary"
+        ).fetchone() == (0,)
+    else:
+        problems = verify_candidates(warehouse, RUN, EXPORT, "email_marketing", salt=TEST_SALT)
     found = list(problems[["customer_id", "problem"]].itertuples(index=False, name=None))
     assert found == [
         ("cus_0002", "holdout"),

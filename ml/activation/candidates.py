@@ -18,11 +18,16 @@ replacing the earlier rows of the same export (only the latest decision is kept)
 `verify_candidates` is the independent check before files are written: it re-reads consent
 and suppression from the live views (`intermediate.int_consent_states`,
 `intermediate.int_suppressions`), which are computed from staging at query time, and recomputes
-each bucket, returning every `export` row that should not be one.
+each bucket, returning every `export` row that should not be one. A step that verifies several
+exports reads the two views once (`live_state`): each read costs seconds at a million customers,
+and nothing can write to the warehouse between the checks of one step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -42,6 +47,33 @@ CONSENT_LEDGER = "marts.dim_consent_ledger"
 SUPPRESSION_LIST = "marts.dim_suppression_list"
 LIVE_CONSENT = "intermediate.int_consent_states"
 LIVE_SUPPRESSIONS = "intermediate.int_suppressions"
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """Where `verify_candidates` reads consent and suppression: the live views themselves, or
+    one reading of them (`live_state`)."""
+
+    consent: str = LIVE_CONSENT
+    suppressions: str = LIVE_SUPPRESSIONS
+
+
+@contextmanager
+def live_state(connection: duckdb.DuckDBPyConnection) -> Iterator[LiveState]:
+    """The live consent and suppression views read once, into temporary tables that go when
+    the block ends: for verifying several exports of one run against the same reading."""
+    _require(
+        connection, (LIVE_CONSENT, LIVE_SUPPRESSIONS), "build the consent views (`dbt build`) first"
+    )
+    state = LiveState("activation_live_consent", "activation_live_suppressions")
+    try:
+        for table, view in ((state.consent, LIVE_CONSENT), (state.suppressions, LIVE_SUPPRESSIONS)):
+            connection.execute(f"create or replace temp table {table} as select * from {view}")
+        yield state
+    finally:
+        for table in (state.consent, state.suppressions):
+            connection.execute(f"drop table if exists temp.{table}")
+
 
 OUTCOMES = ("export", "holdout", "left_out")
 SUPPRESSION_REASONS = ("erasure_requested", "global_unsubscribe", "do_not_sell")
@@ -336,14 +368,15 @@ def _exported_rows_sql(bucket: str) -> str:
 """
 
 
-# CTEs `suppressed` and `unconsented`: exported rows that the live views say are suppressed, or
-# have no granted consent for $purpose.
-_CONSENT_PROBLEMS_SQL = f"""
+def _consent_problems_sql(live: LiveState) -> str:
+    """CTEs `suppressed` and `unconsented`: exported rows that the live state says are
+    suppressed, or have no granted consent for $purpose."""
+    return f"""
         granted as (
             -- One row per customer and purpose is the contract; if there were more, any
             -- withdrawal wins.
             select customer_id
-            from {LIVE_CONSENT}
+            from {live.consent}
             where purpose = $purpose
             group by customer_id
             having bool_and(consent_state = 'granted' and coalesce(has_consent, false))
@@ -354,7 +387,7 @@ _CONSENT_PROBLEMS_SQL = f"""
                 string_agg(distinct suppressions.suppression_reason, ', '
                     order by suppressions.suppression_reason) as detail
             from exported
-            inner join {LIVE_SUPPRESSIONS} as suppressions
+            inner join {live.suppressions} as suppressions
                 on exported.customer_id = suppressions.customer_id
             group by exported.customer_id
         ),
@@ -395,7 +428,7 @@ def _holdout_problems_sql(threshold: int) -> str:
 """
 
 
-def candidate_problems_query(bucket: str, threshold: int) -> str:
+def candidate_problems_query(bucket: str, threshold: int, live: LiveState = LiveState()) -> str:
     """Every problem of the run's exported rows (customer_id, problem, detail), by customer.
 
     Parameters: $run_id, $export_name, $purpose.
@@ -403,7 +436,7 @@ def candidate_problems_query(bucket: str, threshold: int) -> str:
     return f"""
         with
 {_exported_rows_sql(bucket)}
-{_CONSENT_PROBLEMS_SQL}
+{_consent_problems_sql(live)}
 {_holdout_problems_sql(threshold)}
         final as (
             select * from suppressed
@@ -428,6 +461,7 @@ def verify_candidates(
     *,
     holdout_percent: float | None = None,
     salt: str,
+    live: LiveState = LiveState(),
 ) -> pd.DataFrame:
     """The `export` rows of a run that must not be exported, one row per problem found.
 
@@ -440,7 +474,8 @@ def verify_candidates(
     the lowest buckets), and is wrong when its stored bucket is not the recomputed one.
 
     Columns: customer_id, problem (`suppressed`, `no_consent`, `holdout`, `bucket_mismatch`),
-    detail. Empty means every exported row may be exported.
+    detail. Empty means every exported row may be exported. `live`: a reading of the views
+    taken by `live_state` (default: the views themselves).
     """
     _require(
         connection,
@@ -450,7 +485,7 @@ def verify_candidates(
     bucket = holdout_bucket_sql("candidates.customer_id", export_name, salt)
     threshold = holdout_threshold(holdout_percent) if holdout_percent is not None else 0
     return connection.execute(
-        candidate_problems_query(bucket, threshold),
+        candidate_problems_query(bucket, threshold, live),
         {"run_id": run_id, "export_name": export_name, "purpose": consent_purpose},
     ).df()
 
@@ -460,9 +495,11 @@ __all__ = [
     "LEFT_OUT_REASONS",
     "OUTCOMES",
     "SUPPRESSION_REASONS",
+    "LiveState",
     "build_candidates",
     "candidate_problems_query",
     "candidate_summary",
     "candidates_insert_sql",
+    "live_state",
     "verify_candidates",
 ]

@@ -3,12 +3,13 @@ and measure campaign lift."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ml.activation.candidates import build_candidates, verify_candidates
+from ml.activation.candidates import build_candidates, live_state, verify_candidates
 from ml.activation.config import ExportConfig, ExportValidationError, load_exports
 from ml.activation.files import ExportResult, record_blocked, verify_export_folder, write_export
 from ml.as_of import cutoff
@@ -46,29 +47,38 @@ def decide_candidates(settings: Settings, *, run_id: str, as_of: str) -> Candida
     offending = []
     with settings.connect() as connection:
         salt = check_salt(connection, settings.salt)
-        for export, segment in configured_exports():
-            counts = build_candidates(connection, export, segment, run_id, as_of, salt)
-            bad = verify_candidates(
-                connection,
-                run_id,
-                export.name,
-                segment.consent_purpose,
-                holdout_percent=export.holdout_percent,
-                salt=salt,
-            )
-            if not bad.empty:
-                offending.append(bad.assign(export_name=export.name))
-                record_blocked(connection, export, segment, run_id, as_of, bad, settings.exports)
-            step.counts.append(
-                {
-                    "export": export.name,
-                    "segment": segment.name,
-                    "members": counts["members"],
-                    "export rows": counts["export"],
-                    "holdout": counts["holdout"],
-                    "left out": counts["left_out_total"],
-                }
-            )
+        exports = configured_exports()
+        built = [
+            build_candidates(connection, export, segment, run_id, as_of, salt)
+            for export, segment in exports
+        ]
+        # every export is checked against one reading of the live consent and suppression
+        with live_state(connection) if exports else nullcontext() as live:
+            for (export, segment), counts in zip(exports, built, strict=True):
+                bad = verify_candidates(
+                    connection,
+                    run_id,
+                    export.name,
+                    segment.consent_purpose,
+                    holdout_percent=export.holdout_percent,
+                    salt=salt,
+                    live=live,
+                )
+                if not bad.empty:
+                    offending.append(bad.assign(export_name=export.name))
+                    record_blocked(
+                        connection, export, segment, run_id, as_of, bad, settings.exports
+                    )
+                step.counts.append(
+                    {
+                        "export": export.name,
+                        "segment": segment.name,
+                        "members": counts["members"],
+                        "export rows": counts["export"],
+                        "holdout": counts["holdout"],
+                        "left out": counts["left_out_total"],
+                    }
+                )
     if offending:
         step.without_consent = pd.concat(offending, ignore_index=True)
     return step
