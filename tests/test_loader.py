@@ -12,6 +12,7 @@ import pytest
 from teal_testing import TEST_SALT
 
 from ml.landing.contracts import load
+from ml.landing.ledger import landed_batch
 from ml.landing.loader import Loader, reconciliation
 
 ORDER_HEADER = "order_id,line_number,customer_ref,ordered_at,channel,store_id,sku,quantity,unit_price,discount,currency,status"
@@ -31,6 +32,12 @@ def event(event_id: str, **fields) -> str:
     }
     document.update(fields)
     return json.dumps(document)
+
+
+def write_events(root: Path, day: str, ids) -> Path:
+    """A clickstream file of one page view per event number, ids as 32 hex digits."""
+    lines = "\n".join(event(f"{i:032x}") for i in ids) + "\n"
+    return write(root, f"clickstream/events_{day}.jsonl", lines)
 
 
 def write(root: Path, relative: str, content: str | bytes) -> Path:
@@ -169,11 +176,7 @@ def test_bad_json_lines_are_quarantined_and_retries_counted(landing, connection)
 
 
 def test_a_second_file_with_retried_events_adds_no_duplicates(landing, connection):
-    write(
-        landing,
-        "clickstream/events_2026-11-01.jsonl",
-        "\n".join(event(f"{i:032x}") for i in range(5)) + "\n",
-    )
+    write_events(landing, "2026-11-01", range(5))
     loader = Loader(connection, landing, salt=TEST_SALT)
     loader.land_feed("clickstream", progress=False)
     retried = [event(f"{i:032x}") for i in (3, 4)] + [event(f"{i:032x}") for i in (5, 6)]
@@ -456,20 +459,10 @@ def test_a_ledger_from_before_erasure_gains_the_erased_count(landing, connection
 
 
 def test_a_large_load_is_validated_on_a_repeatable_sample_of_its_own_rows(landing, connection):
-    from ml.landing.ledger import landed_batch
-
-    write(
-        landing,
-        "clickstream/events_2026-11-01.jsonl",
-        "\n".join(event(f"{i:032x}") for i in range(30)) + "\n",
-    )
+    write_events(landing, "2026-11-01", range(30))
     loader = Loader(connection, landing, salt=TEST_SALT)
     first = loader.land_feed("clickstream", progress=False).load_id
-    write(
-        landing,
-        "clickstream/events_2026-11-02.jsonl",
-        "\n".join(event(f"{i:032x}") for i in range(30, 40)) + "\n",
-    )
+    write_events(landing, "2026-11-02", range(30, 40))
     loader.land_feed("clickstream", progress=False)
     feed = load()["clickstream"]
     sample, total = landed_batch(connection, feed, first, limit=12)
